@@ -1,0 +1,228 @@
+import Foundation
+
+/// A queue as configured in the store.
+public struct QueueConfig: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var serviceLevelSeconds: Int
+    public var serviceLevelTargetPercent: Int
+    public var waitWarningSeconds: Int
+    public var waitAlarmSeconds: Int
+    public var holdAlarmSeconds: Int
+
+    public init(id: String, name: String, serviceLevelSeconds: Int = 20, serviceLevelTargetPercent: Int = 80,
+                waitWarningSeconds: Int = 30, waitAlarmSeconds: Int = 60, holdAlarmSeconds: Int = 120) {
+        self.id = id
+        self.name = name
+        self.serviceLevelSeconds = serviceLevelSeconds
+        self.serviceLevelTargetPercent = serviceLevelTargetPercent
+        self.waitWarningSeconds = waitWarningSeconds
+        self.waitAlarmSeconds = waitAlarmSeconds
+        self.holdAlarmSeconds = holdAlarmSeconds
+    }
+}
+
+public struct AgentConfig: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var queues: [String]
+    public var isVoiceApplication: Bool
+
+    public init(id: String, name: String, queues: [String] = [], isVoiceApplication: Bool = false) {
+        self.id = id
+        self.name = name
+        self.queues = queues
+        self.isVoiceApplication = isVoiceApplication
+    }
+}
+
+/// The live view of one interaction that has not completed.
+public struct LiveInteraction: Sendable, Equatable {
+    public var id: Int64
+    public var callID: String
+    public var state: InteractionState
+    public var queue: String?
+    public var agent: String?
+    public var heldBy: String?
+    public var createdAt: Date
+    public var stateSince: Date
+    public var queuedAt: Date?
+    public var version: Int
+    public var transferFrom: Int64?
+    /// Set on the original while a transfer it started is in progress.
+    public var transfer: TransferInfo?
+    /// Every transition so far, for the statistics at completion.
+    public var history: [Transition]
+
+    /// A caller waiting in a queue (the original of a transfer in progress is not one: its
+    /// caller waits on the new interaction).
+    public var isWaiting: Bool { state == .queued && transfer == nil }
+}
+
+/// What one applied transition changed on the board.
+public struct BoardChange: Sendable, Equatable {
+    public var transition: Transition
+    /// The interaction after the step; nil when it completed and left the board.
+    public var interaction: LiveInteraction?
+    /// Set when a completion changed today's counters.
+    public var statistics: InteractionStatistics?
+    public var queueToday: (id: String, value: QueueToday)?
+    public var agentToday: (id: String, value: AgentToday)?
+
+    public static func == (a: BoardChange, b: BoardChange) -> Bool {
+        a.transition == b.transition && a.interaction == b.interaction && a.statistics == b.statistics
+            && a.queueToday?.id == b.queueToday?.id && a.queueToday?.value == b.queueToday?.value
+            && a.agentToday?.id == b.agentToday?.id && a.agentToday?.value == b.agentToday?.value
+    }
+}
+
+/// The live board: a projection of the transition log. Feed it transitions in log order; it
+/// ignores ones it has already applied (by version), so replaying an overlap is harmless.
+public struct LiveBoard: Sendable {
+    public private(set) var interactions: [Int64: LiveInteraction] = [:]
+    public var queues: [String: QueueConfig] = [:]
+    public var agents: [String: AgentConfig] = [:]
+    public private(set) var queueToday: [String: QueueToday] = [:]
+    public private(set) var agentToday: [String: AgentToday] = [:]
+    /// Start of the day the `today` counters count.
+    public private(set) var dayStart: Date
+    /// The last position applied or skipped.
+    public private(set) var position: LogPosition = .start
+
+    public init(dayStart: Date) {
+        self.dayStart = dayStart
+    }
+
+    /// Installs counters loaded from history (at start-up).
+    public mutating func setToday(queues: [String: QueueToday], agents: [String: AgentToday], dayStart: Date) {
+        self.queueToday = queues
+        self.agentToday = agents
+        self.dayStart = dayStart
+    }
+
+    /// A new day: counters start again from zero.
+    public mutating func startDay(_ start: Date) {
+        dayStart = start
+        queueToday = [:]
+        agentToday = [:]
+    }
+
+    public mutating func setPosition(_ p: LogPosition) {
+        if p > position { position = p }
+    }
+
+    /// Applies one transition. Returns nil when it changes nothing: already applied (version not
+    /// newer), or a later step of an interaction the board never saw created (completed before the
+    /// board was loaded).
+    public mutating func apply(_ t: Transition) -> BoardChange? {
+        setPosition(t.position)
+        if let current = interactions[t.interactionID], t.version <= current.version { return nil }
+        guard var live = interactions[t.interactionID] ?? Self.created(by: t) else { return nil }
+        if t.from != nil {
+            live.state = t.to
+            live.agent = t.agent ?? live.agent
+            live.queue = t.queue ?? live.queue
+            live.heldBy = t.to == .held ? t.heldBy : nil
+            live.stateSince = t.at
+            live.version = t.version
+            if t.to == .queued { live.queuedAt = t.at }
+            live.history.append(t)
+        }
+        switch t.cause {
+        case .transferStarted: live.transfer = t.transfer
+        case .transferSucceeded, .transferFailed: live.transfer = nil
+        default: break
+        }
+        guard t.to == .completed else {
+            interactions[t.interactionID] = live
+            return BoardChange(transition: t, interaction: live)
+        }
+        // Completed: it leaves the board; its statistics count for today.
+        interactions[t.interactionID] = nil
+        let failedLeg = live.transferFrom.flatMap { interactions[$0]?.transfer?.newInteraction } == live.id
+        let stats = InteractionStatistics.compute(
+            transitions: live.history, serviceLevelSeconds: live.queue.flatMap { queues[$0]?.serviceLevelSeconds },
+            failedTransferLeg: failedLeg)
+        var change = BoardChange(transition: t, interaction: nil, statistics: stats)
+        if t.at >= dayStart {
+            if let q = live.queue {
+                queueToday[q, default: QueueToday()].add(stats)
+                change.queueToday = (q, queueToday[q]!)
+            }
+            if let a = live.agent {
+                agentToday[a, default: AgentToday()].add(stats)
+                change.agentToday = (a, agentToday[a]!)
+            }
+        }
+        return change
+    }
+
+    private static func created(by t: Transition) -> LiveInteraction? {
+        guard t.from == nil, t.version == 1 else { return nil }
+        return LiveInteraction(
+            id: t.interactionID, callID: t.callID, state: t.to, queue: t.queue, agent: t.agent, heldBy: nil,
+            createdAt: t.at, stateSince: t.at, queuedAt: nil, version: t.version, transferFrom: t.transferFrom,
+            transfer: nil, history: [t])
+    }
+
+    // MARK: Views
+
+    /// Callers waiting in a queue, longest first.
+    public func waiting(in queue: String) -> [LiveInteraction] {
+        interactions.values.filter { $0.isWaiting && $0.queue == queue }
+            .sorted { ($0.queuedAt ?? $0.stateSince, $0.id) < ($1.queuedAt ?? $1.stateSince, $1.id) }
+    }
+
+    /// Held calls, longest first.
+    public var held: [LiveInteraction] {
+        interactions.values.filter { $0.state == .held }.sorted { ($0.stateSince, $0.id) < ($1.stateSince, $1.id) }
+    }
+
+    /// Originals of transfers in progress.
+    public var transfersInProgress: [LiveInteraction] {
+        interactions.values.filter { $0.transfer != nil }.sorted { $0.id < $1.id }
+    }
+
+    public enum AgentActivity: String, Sendable, Equatable {
+        case available
+        case reserved      // delivery pending
+        case talking       // delivered, or waiting on a transfer it started
+        case holding
+        case wrapUp = "wrap_up"
+    }
+
+    public struct AgentStatus: Sendable, Equatable {
+        public var agent: String
+        public var activity: AgentActivity
+        public var interaction: Int64?
+        public var since: Date?
+    }
+
+    /// The state of every agent (voice applications aside), by what its live interactions say.
+    public var agentStatuses: [AgentStatus] {
+        var busy: [String: LiveInteraction] = [:]
+        for i in interactions.values {
+            guard let a = i.agent, i.state.involvesAgent || i.transfer != nil else { continue }
+            if let other = busy[a], other.stateSince > i.stateSince { continue }
+            busy[a] = i
+        }
+        return agents.values.filter { !$0.isVoiceApplication }.sorted { $0.id < $1.id }.map { agent in
+            guard let i = busy[agent.id] else {
+                return AgentStatus(agent: agent.id, activity: .available, interaction: nil, since: nil)
+            }
+            let activity: AgentActivity
+            switch i.state {
+            case .deliveryPending: activity = .reserved
+            case .held: activity = .holding
+            case .afterCallWork: activity = .wrapUp
+            default: activity = .talking
+            }
+            return AgentStatus(agent: agent.id, activity: activity, interaction: i.id, since: i.stateSince)
+        }
+    }
+
+    /// Longest current wait in a queue, in seconds at `now`.
+    public func longestWait(in queue: String, now: Date) -> Double {
+        waiting(in: queue).first.map { now.timeIntervalSince($0.queuedAt ?? $0.stateSince) } ?? 0
+    }
+}

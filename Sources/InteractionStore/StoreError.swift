@@ -1,0 +1,81 @@
+/// Why the store refused a write: one case per rule of the life cycle (the SQLSTATEs of class
+/// `SL` raised by `sql/002_lifecycle.sql`).
+public enum Refusal: String, Sendable, Equatable, CaseIterable {
+    case illegalTransition = "SL001"
+    case unknownInteraction = "SL002"
+    case unknownState = "SL003"
+    case agentRequired = "SL004"
+    case agentMismatch = "SL005"
+    case notHoldingAgent = "SL006"
+    case timeBeforeLastTransition = "SL007"
+    case transferRule = "SL008"
+    case unknownQueue = "SL009"
+    case unknownAgent = "SL010"
+    case queueRequired = "SL011"
+    case queueFixed = "SL012"
+    case badArgument = "SL013"
+
+    /// A short name for API clients.
+    public var code: String {
+        switch self {
+        case .illegalTransition: return "illegal_transition"
+        case .unknownInteraction: return "unknown_interaction"
+        case .unknownState: return "unknown_state"
+        case .agentRequired: return "agent_required"
+        case .agentMismatch: return "agent_mismatch"
+        case .notHoldingAgent: return "not_holding_agent"
+        case .timeBeforeLastTransition: return "time_before_last_transition"
+        case .transferRule: return "transfer_rule"
+        case .unknownQueue: return "unknown_queue"
+        case .unknownAgent: return "unknown_agent"
+        case .queueRequired: return "queue_required"
+        case .queueFixed: return "queue_fixed"
+        case .badArgument: return "bad_argument"
+        }
+    }
+
+    /// The HTTP status an API answers this refusal with.
+    public var httpStatus: Int {
+        switch self {
+        case .unknownInteraction: return 404
+        case .unknownState, .badArgument, .agentRequired, .queueRequired: return 400
+        case .unknownQueue, .unknownAgent: return 422
+        default: return 409
+        }
+    }
+}
+
+/// An error of the interaction store.
+public enum StoreError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The life cycle refused the write; nothing changed.
+    case refused(Refusal, message: String, hint: String?)
+    /// The database is unreachable or the connection broke; nothing is known to have changed.
+    case unavailable(String)
+    /// Any other database error (constraint, syntax, ...).
+    case database(PostgresError)
+
+    public init(_ error: PostgresError) {
+        if let state = error.sqlState, let refusal = Refusal(rawValue: state) {
+            self = .refused(refusal, message: error.message, hint: error.hint)
+        } else if error.kind == .connection {
+            self = .unavailable(error.message)
+        } else if error.sqlState == "22P02" || error.sqlState == "22003" || error.sqlState == "22007"
+                    || error.sqlState == "22008" || error.sqlState == "23514" {
+            // Bad text for a number or time, or a value a check refused: the caller's input.
+            self = .refused(.badArgument, message: error.message, hint: error.hint)
+        } else {
+            self = .database(error)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .refused(let refusal, let message, let hint):
+            return "refused (\(refusal.code), \(refusal.rawValue)): \(message)" + (hint.map { $0.isEmpty ? "" : "; \($0)" } ?? "")
+        case .unavailable(let message):
+            return "database unavailable: \(message)"
+        case .database(let error):
+            return "database error: \(error)"
+        }
+    }
+}
