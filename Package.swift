@@ -53,7 +53,7 @@ let package = Package(
         ),
 
         .testTarget(name: "InteractionModelTests", dependencies: ["InteractionModel"]),
-        .testTarget(name: "InteractionStoreTests", dependencies: ["InteractionStore", "InteractionModel"]),
+        .testTarget(name: "InteractionStoreTests", dependencies: ["InteractionStore", "InteractionModel", "Simulation"]),
     ],
     swiftLanguageModes: [.v6]
 )
