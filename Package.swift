@@ -53,6 +53,7 @@ let package = Package(
         ),
 
         .testTarget(name: "InteractionModelTests", dependencies: ["InteractionModel"]),
+        .testTarget(name: "LiveServerTests", dependencies: ["LiveServer", "InteractionModel"]),
         .testTarget(name: "InteractionStoreTests", dependencies: ["InteractionStore", "InteractionModel", "Simulation"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,67 @@
+import Dispatch
+import Foundation
+import InteractionStore
+import Logging
+
+/// Connections for work that can block on the database (ingest, paths, history), each on its
+/// own serial queue, so the event loop never waits for PostgreSQL.
+final class DatabasePool: @unchecked Sendable {
+    private final class Worker: @unchecked Sendable {
+        let queue: DispatchQueue
+        var store: InteractionStore?   // touched only on `queue`
+        var pending = 0                // guarded by the pool's lock
+
+        init(index: Int) {
+            queue = DispatchQueue(label: "sightline-db-\(index)")
+        }
+    }
+
+    private let conninfo: String
+    private let logger: Logger
+    private let workers: [Worker]
+    private let lock = NSLock()
+    /// Jobs queued beyond this are refused (503) rather than piling up.
+    let maxPending: Int
+
+    init(conninfo: String, size: Int, maxPending: Int = 512, logger: Logger) {
+        self.conninfo = conninfo
+        self.logger = logger
+        self.maxPending = maxPending
+        workers = (0..<max(size, 1)).map(Worker.init)
+    }
+
+    /// Runs `job` with a connected store on a worker; `done` gets its result on that worker's
+    /// thread. Returns false (and runs nothing) when the pool is saturated.
+    func submit<R: Sendable>(_ job: @escaping (InteractionStore) throws -> R,
+                             done: @escaping @Sendable (Result<R, Error>) -> Void) -> Bool {
+        let worker: Worker? = lock.withLock {
+            guard let w = workers.min(by: { $0.pending < $1.pending }), w.pending < maxPending / workers.count + 1
+            else { return nil }
+            w.pending += 1
+            return w
+        }
+        guard let worker else { return false }
+        let jobBox = UncheckedBox(job)
+        worker.queue.async { [self] in
+            let result: Result<R, Error>
+            do {
+                if worker.store == nil || worker.store?.connection.isHealthy == false {
+                    worker.store = try InteractionStore(conninfo: conninfo)
+                }
+                result = .success(try jobBox.value(worker.store!))
+            } catch {
+                if case StoreError.unavailable = error { worker.store = nil }
+                result = .failure(error)
+            }
+            lock.withLock { worker.pending -= 1 }
+            done(result)
+        }
+        return true
+    }
+}
+
+/// Carries a non-Sendable value to a queue that is its only user from then on.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

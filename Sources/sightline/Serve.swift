@@ -1,0 +1,216 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import InteractionModel
+import InteractionStore
+import LWS
+import LiveServer
+import Logging
+import Simulation
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the live dashboard: HTTP API, WebSocket stream at /live and the pages of web/.")
+
+    @OptionGroup var db: DatabaseOptions
+
+    @Option(help: "Address to listen on, HOST:PORT.")
+    var listen: String = "127.0.0.1:8080"
+
+    @Option(help: "Folder of the dashboard pages (default: the project's web/).")
+    var web: String?
+
+    @Option(name: .customLong("token"), help: "A token clients must present (repeatable). None: any token is accepted (demo).")
+    var tokens: [String] = []
+
+    @Option(name: .customLong("allowed-origin"), help: "An Origin allowed to open the WebSocket (repeatable). Default: the server's own host.")
+    var allowedOrigins: [String] = []
+
+    @Flag(help: "Compress WebSocket messages (permessage-deflate; about 88 KB of memory per client).")
+    var deflate = false
+
+    @Option(help: "Deltas kept in memory for clients that resume.")
+    var resumeCapacity: Int = 100_000
+
+    @Option(help: "Bytes that may wait for one WebSocket client before it is resynchronised.")
+    var clientBuffer: Int = 4 << 20
+
+    @Option(help: "Database connections for the HTTP API.")
+    var databaseWorkers: Int = 2
+
+    @Option(help: "TLS certificate (PEM); with --tls-key serves https and wss.")
+    var tlsCert: String?
+
+    @Option(help: "TLS private key (PEM).")
+    var tlsKey: String?
+
+    @Flag(help: "Also run the traffic simulator against the database.")
+    var simulate = false
+
+    @Option(help: "Simulated calls per second (with --simulate).")
+    var simRate: Double = 0.5
+
+    @Option(help: "Simulated agents (with --simulate).")
+    var simAgents: Int = 16
+
+    @Option(help: "How much faster than real time simulated calls run (with --simulate).")
+    var simSpeed: Double = 4
+
+    @Option(help: "Seed of the simulator (with --simulate).")
+    var seed: UInt64 = 1
+
+    func validate() throws {
+        guard parseListen() != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080") }
+        guard resumeCapacity >= 100 else { throw ValidationError("--resume-capacity must be at least 100") }
+        guard clientBuffer >= 64 << 10 else { throw ValidationError("--client-buffer must be at least 65536") }
+        guard (1...32).contains(databaseWorkers) else { throw ValidationError("--database-workers must be 1 to 32") }
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+    }
+
+    func parseListen() -> (String, Int)? {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
+              (1...65535).contains(port) else { return nil }
+        let host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return host.isEmpty ? nil : (host, port)
+    }
+
+    func run() throws {
+        let logger = db.makeLogger("sightline")
+        do {
+            let url = try resolveDatabase(logger: logger)
+            var options = db
+            options.database = url
+            _ = try options.connectAndMigrate(logger: logger)
+
+            var config = LiveService.Configuration()
+            config.tokens = Set(tokens)
+            config.resumeCapacity = resumeCapacity
+            config.databaseWorkers = databaseWorkers
+            let root = ProjectLayout.root()
+            if let root, let doc = try? String(contentsOfFile: root + "/docs/openapi.json", encoding: .utf8) {
+                config.openAPIDocument = doc
+            }
+            let service = try LiveService(conninfo: url, configuration: config, logger: logger)
+
+            let (host, port) = parseListen()!
+            var lws = LWSConfiguration()
+            lws.host = host
+            lws.port = port
+            lws.staticRoot = web ?? root.map { $0 + "/web" }
+            lws.staticAliases = ["/wallboard": "wallboard.html"]
+            lws.permessageDeflate = deflate
+            lws.maxOutgoingBytesPerConnection = clientBuffer
+            lws.allowedOrigins = allowedOrigins.isEmpty ? nil : allowedOrigins
+            lws.tlsCertificatePath = tlsCert
+            lws.tlsPrivateKeyPath = tlsKey
+            let server = LWSServer(configuration: lws, logger: logger)
+            service.attach(to: server)
+
+            if simulate {
+                startSimulator(url: url, logger: logger)
+            }
+            let stopper = installSignalHandlers { server.stop() }
+            let scheme = tlsCert == nil ? "http" : "https"
+            logger.notice("serving \(scheme)://\(host):\(port)/ (wallboard: \(scheme)://\(host):\(port)/wallboard)")
+            try server.run()
+            service.shutdown()
+            _ = stopper
+            logger.notice("stopped")
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            logger.error("\(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    private func resolveDatabase(logger: Logger) throws -> String {
+        if let url = try? db.resolvedDatabase() { return url }
+        guard let root = ProjectLayout.root() else {
+            throw ValidationError("no database: pass --database URL or set DATABASE_URL")
+        }
+        return try ProjectLayout.startPrivateDatabase(root: root, logger: logger)
+    }
+
+    private func startSimulator(url: String, logger: Logger) {
+        var options = TrafficSimulator.Options()
+        options.arrivalsPerSecond = simRate
+        options.agents = simAgents
+        options.speed = simSpeed
+        options.seed = seed
+        options.callPrefix = "sim-\(Int(Date().timeIntervalSince1970))"
+        let simLogger = logger
+        let thread = Thread {
+            var backoff = 1.0
+            while true {
+                do {
+                    let store = try InteractionStore(conninfo: url)
+                    let simulator = TrafficSimulator(store: store, options: options)
+                    try simulator.setUp()
+                    simLogger.info("simulator: \(options.arrivalsPerSecond) calls/s, \(options.agents) agents, \(options.speed)x")
+                    backoff = 1
+                    simulator.run(seconds: nil) { _, _ in }
+                } catch {
+                    simLogger.warning("simulator stopped: \(error); restarting in \(Int(backoff)) s")
+                    Thread.sleep(forTimeInterval: backoff)
+                    backoff = min(backoff * 2, 30)
+                }
+            }
+        }
+        thread.name = "sightline-simulator"
+        thread.start()
+    }
+}
+
+/// Stops the server on SIGINT / SIGTERM.
+func installSignalHandlers(_ stop: @escaping @Sendable () -> Void) -> [DispatchSourceSignal] {
+    [SIGINT, SIGTERM].map { sig in
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+        source.setEventHandler { stop() }
+        source.resume()
+        return source
+    }
+}
+
+/// Where the project's files are, and its private PostgreSQL.
+enum ProjectLayout {
+    /// The folder holding sql/001_schema.sql: the working directory or above the executable.
+    static func root() -> String? {
+        var candidates = [FileManager.default.currentDirectoryPath]
+        var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<5 {
+            candidates.append(dir.path)
+            dir = dir.deletingLastPathComponent()
+        }
+        return candidates.first { FileManager.default.fileExists(atPath: $0 + "/sql/001_schema.sql") }
+    }
+
+    /// Starts (creating on first use) the private cluster under var/pg with scripts/pg and
+    /// returns its URL.
+    static func startPrivateDatabase(root: String, logger: Logger) throws -> String {
+        var dirs = [root + "/var/pg"]
+        let stable = root.utf8.reduce(UInt32(5381)) { ($0 &* 33) &+ UInt32($1) }
+        dirs.append("/var/tmp/sightline-pg-\(getuid())-\(stable % 1_000_000)")
+        for dir in dirs {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: root + "/scripts/pg")
+            process.arguments = ["start", dir]
+            let out = Pipe()
+            let err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            process.waitUntilExit()
+            let url = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            if process.terminationStatus == 0, !url.isEmpty {
+                logger.notice("private PostgreSQL in \(dir) at \(url) (stop it with: scripts/pg stop \(dir))")
+                return url
+            }
+            logger.warning("could not start a private PostgreSQL in \(dir): \(message.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        throw ValidationError("no database: pass --database URL, or fix the errors above for the private one")
+    }
+}
