@@ -63,8 +63,9 @@ public final class LiveService: LWSServerDelegate, @unchecked Sendable {
     public func attach(to server: LWSServer) {
         self.server = server
         server.delegate = self
-        let tailer = Tailer(conninfo: conninfo, from: board.position, logger: logger) { [weak self, weak server] event in
-            server?.post { self?.tailerEvent(event) }
+        // The service and the server live as long as the process serves.
+        let tailer = Tailer(conninfo: conninfo, from: board.position, logger: logger) { [self] event in
+            server.post { self.tailerEvent(event) }
         }
         self.tailer = tailer
         tailer.start()
@@ -503,21 +504,22 @@ public final class LiveService: LWSServerDelegate, @unchecked Sendable {
     private func defer_(_ request: HTTPRequest, status: Int = 200, _ job: @escaping (InteractionStore) throws -> String,
                         then: (@Sendable () -> Void)? = nil) {
         let id = request.id
-        let accepted = pool.submit(job) { [weak server] result in
-            server?.post {
+        guard let server else { return }
+        let accepted = pool.submit(job) { result in
+            server.post {
                 switch result {
                 case .success(let body):
-                    server?.respond(id, .json(status: status, body))
+                    server.respond(id, .json(status: status, body))
                     then?()
                 case .failure(let error):
                     let e = APIError(error)
-                    server?.respond(id, .json(status: e.status, e.json))
+                    server.respond(id, .json(status: e.status, e.json))
                 }
             }
         }
         if !accepted {
             let e = APIError(status: 503, code: "busy", message: "too many requests waiting for the database", hint: "retry shortly")
-            server?.respond(id, .json(status: 503, e.json))
+            server.respond(id, .json(status: 503, e.json))
         }
     }
 

@@ -140,14 +140,15 @@ struct Serve: ParsableCommand {
         options.seed = seed
         options.callPrefix = "sim-\(Int(Date().timeIntervalSince1970))"
         let simLogger = logger
+        let settings = options
         let thread = Thread {
             var backoff = 1.0
             while true {
                 do {
                     let store = try InteractionStore(conninfo: url)
-                    let simulator = TrafficSimulator(store: store, options: options)
+                    let simulator = TrafficSimulator(store: store, options: settings)
                     try simulator.setUp()
-                    simLogger.info("simulator: \(options.arrivalsPerSecond) calls/s, \(options.agents) agents, \(options.speed)x")
+                    simLogger.info("simulator: \(settings.arrivalsPerSecond) calls/s, \(settings.agents) agents, \(settings.speed)x")
                     backoff = 1
                     simulator.run(seconds: nil) { _, _ in }
                 } catch {
