@@ -287,11 +287,14 @@ public final class LWSServer: @unchecked Sendable {
     // MARK: Sending (loop thread)
 
     /// Queues `message` for `connection`; false (nothing queued) when that would exceed the
-    /// connection's bound, or the connection is gone.
+    /// connection's bound (unless nothing else waits), or the connection is gone.
     @discardableResult
     public func send(_ connection: ConnectionID, _ message: OutgoingMessage) -> Bool {
         guard var c = connections[connection.value], c.closing == nil else { return false }
-        guard c.queuedBytes + message.count <= configuration.maxOutgoingBytesPerConnection else { return false }
+        // One message always fits in an empty queue (a large snapshot must be sendable).
+        guard c.queuedBytes == 0 || c.queuedBytes + message.count <= configuration.maxOutgoingBytesPerConnection else {
+            return false
+        }
         c.queue.append(message)
         c.queuedBytes += message.count
         let wsi = c.wsi

@@ -10,6 +10,7 @@ final class DatabasePool: @unchecked Sendable {
         let queue: DispatchQueue
         var store: InteractionStore?   // touched only on `queue`
         var pending = 0                // guarded by the pool's lock
+        var lastUsed = Date.distantPast // touched only on `queue`
 
         init(index: Int) {
             queue = DispatchQueue(label: "sightline-db-\(index)")
@@ -45,9 +46,16 @@ final class DatabasePool: @unchecked Sendable {
         worker.queue.async { [self] in
             let result: Result<R, Error>
             do {
+                // A connection idle for a while may have been closed by the server (restart,
+                // idle timeout): check it before handing it a write whose fate would be unknown.
+                if let store = worker.store, Date().timeIntervalSince(worker.lastUsed) > 1,
+                   (try? store.connection.query("select 1")) == nil {
+                    worker.store = nil
+                }
                 if worker.store == nil || worker.store?.connection.isHealthy == false {
                     worker.store = try InteractionStore(conninfo: conninfo)
                 }
+                worker.lastUsed = Date()
                 result = .success(try jobBox.value(worker.store!))
             } catch {
                 if case StoreError.unavailable = error { worker.store = nil }

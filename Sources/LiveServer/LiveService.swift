@@ -18,8 +18,8 @@ public final class LiveService: LWSServerDelegate, @unchecked Sendable {
         public var heartbeatSeconds: TimeInterval = 5
         public var depthSampleSeconds: TimeInterval = 30
         public var depthSamples = 120
-        /// Deltas per frame when replaying for a resume.
-        public var replayFrameDeltas = 500
+        /// Deltas per frame at most.
+        public var replayFrameDeltas = 200
         public var databaseWorkers = 2
         public var openAPIDocument: String = "{}"
 
@@ -108,20 +108,36 @@ public final class LiveService: LWSServerDelegate, @unchecked Sendable {
         }
         guard !deltas.isEmpty, let server else { return }
         let position = board.position
-        var frames: [Set<String>?: OutgoingMessage?] = [:]
+        // Frames of at most `replayFrameDeltas` deltas, encoded once per queue filter.
+        var frames: [Set<String>?: [OutgoingMessage]] = [:]
         for (connection, subscription) in sessions where subscription.isLive {
             let filter = subscription.queues
             if frames[filter] == nil {
                 let wanted = filter == nil ? deltas : deltas.filter { subscription.wants(queue: $0.queue) }
-                frames[filter] = wanted.isEmpty ? .some(nil) : OutgoingMessage(Self.deltasFrame(wanted[...], position: position))
+                frames[filter] = framed(wanted[...], position: position)
             }
-            guard let frame = frames[filter] ?? nil else { continue }
-            if server.send(connection, frame) {
-                metrics.deltaFramesSent += 1
-            } else {
-                overflowed(connection)
+            for frame in frames[filter]! {
+                if server.send(connection, frame) {
+                    metrics.deltaFramesSent += 1
+                } else {
+                    overflowed(connection)
+                    break
+                }
             }
         }
+    }
+
+    /// Splits deltas into frames; the last frame carries `position`.
+    private func framed(_ entries: ArraySlice<DeltaLog.Entry>, position: LogPosition) -> [OutgoingMessage] {
+        var out: [OutgoingMessage] = []
+        var start = entries.startIndex
+        while start < entries.endIndex {
+            let end = min(start + configuration.replayFrameDeltas, entries.endIndex)
+            let last = end == entries.endIndex ? position : entries[end - 1].position
+            out.append(OutgoingMessage(Self.deltasFrame(entries[start..<end], position: last)))
+            start = end
+        }
+        return out
     }
 
     private static func deltasFrame(_ entries: ArraySlice<DeltaLog.Entry>, position: LogPosition) -> String {
@@ -269,15 +285,9 @@ public final class LiveService: LWSServerDelegate, @unchecked Sendable {
                 metrics.resumes += 1
                 _ = server.send(connection, OutgoingMessage("{\"type\":\"resumed\",\"position\":\"\(from)\"}"))
                 let missed = deltaLog.after(from).filter { subscription.wants(queue: $0.queue) }
-                var start = missed.startIndex
-                while start < missed.endIndex {
-                    let end = min(start + configuration.replayFrameDeltas, missed.endIndex)
-                    let last = end == missed.endIndex ? board.position : missed[end - 1].position
-                    if !server.send(connection, OutgoingMessage(Self.deltasFrame(missed[start..<end], position: last))) {
-                        overflowed(connection)
-                        return
-                    }
-                    start = end
+                for frame in framed(missed[...], position: board.position) where !server.send(connection, frame) {
+                    overflowed(connection)
+                    return
                 }
             case .sendPong:
                 _ = server.send(connection, OutgoingMessage("{\"type\":\"pong\"}"))

@@ -108,7 +108,7 @@ def test_resume_gets_exactly_what_was_missed(sightline, scenario):
     a.recv_until(lambda m: m["type"] == "snapshot")
     iid = sightline.create()
     sightline.transition(iid, "queued", queue=scenario.queue)
-    a.recv_until(lambda m: iid in a.board)
+    a.recv_until(lambda m: a.board.get(iid, {}).get("state") == "queued")
     position = a.position
     board_before = dict(a.board)
     a.close()
@@ -121,7 +121,8 @@ def test_resume_gets_exactly_what_was_missed(sightline, scenario):
     b.board = board_before
     first = b.recv(timeout=5)
     assert first["type"] == "resumed", first
-    b.recv_until(lambda m: b.board.get(iid, {}).get("state") == "delivered" and other in b.board)
+    b.recv_until(lambda m: b.board.get(iid, {}).get("state") == "delivered"
+                 and b.board.get(other, {}).get("state") == "data_collection")
     got = [t for t in b.transitions if t["interaction"] in (iid, other)]
     assert [(t["interaction"], t["to"]) for t in got] == [
         (iid, "delivery_pending"), (iid, "delivered"), (other, "idle"), (other, "data_collection")]
@@ -158,7 +159,8 @@ def test_postgres_restart_loses_nothing(sightline, scenario, fresh_server):
     # The last board is still served.
     status, board = server.api("GET", "/api/board")
     assert status == 200 and board["database"] == "down"
-    subprocess.run([str(ROOT / "scripts/pg"), "start", pgdir], check=True, capture_output=True)
+    started = subprocess.run([str(ROOT / "scripts/pg"), "start", pgdir], capture_output=True, text=True)
+    assert started.returncode == 0, started.stderr
     drive_sql(server.database, scenario.queue, scenario.ann, 5, unique("after"), ids)
     expected = len(ids) * (1 + len(LIFE))
     assert client.wait_for(lambda c: c.database == "up" and sum(1 for t in c.transitions if t["interaction"] in ids) >= expected, 30)
@@ -196,7 +198,7 @@ def masked_text_frame(text):
 
 
 def test_a_client_that_stops_reading_costs_the_others_nothing(fresh_server, scenario):
-    server = fresh_server("--client-buffer", "65536")
+    server = fresh_server("--client-buffer", "1048576")
     slow = raw_ws(server.port)
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     slow.recv(1024)  # the 101 answer
@@ -206,7 +208,7 @@ def test_a_client_that_stops_reading_costs_the_others_nothing(fresh_server, scen
     rss_before = server.rss_kb()
     ids = []
     lat = []
-    writers = [threading.Thread(target=drive_sql, args=(server.database, scenario.queue, scenario.ann, 150, unique(f"slow{w}"), ids))
+    writers = [threading.Thread(target=drive_sql, args=(server.database, scenario.queue, scenario.ann, 300, unique(f"slow{w}"), ids))
                for w in range(4)]
     for w in writers:
         w.start()
@@ -219,7 +221,9 @@ def test_a_client_that_stops_reading_costs_the_others_nothing(fresh_server, scen
     for w in writers:
         w.join()
     expected = len(ids) * (1 + len(LIFE))
-    assert fast.wait_for(lambda c: sum(1 for t in c.transitions if t["interaction"] in ids) >= expected, 30)
+    got = fast.wait_for(lambda c: sum(1 for t in c.transitions if t["interaction"] in ids) >= expected, 30)
+    assert got, (f"fast client: {sum(1 for t in fast.transitions if t['interaction'] in ids)} of {expected}, "
+                 f"snapshots {fast.snapshots}, closed {fast.closed}")
     _, metrics = server.api("GET", "/metrics")
     values = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines() if line and not line.startswith("#")}
     assert values["sightline_resyncs_total"] + values["sightline_slow_clients_closed_total"] >= 1
