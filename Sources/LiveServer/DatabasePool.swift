@@ -56,7 +56,14 @@ final class DatabasePool: @unchecked Sendable {
                     worker.store = try InteractionStore(conninfo: conninfo)
                 }
                 worker.lastUsed = Date()
-                result = .success(try jobBox.value(worker.store!))
+                do {
+                    result = .success(try jobBox.value(worker.store!))
+                } catch StoreError.unavailable {
+                    // The connection died under us (a database restart): once more on a new one.
+                    // A write that did commit is refused the second time by the life cycle.
+                    worker.store = try InteractionStore(conninfo: conninfo)
+                    result = .success(try jobBox.value(worker.store!))
+                }
             } catch {
                 if case StoreError.unavailable = error { worker.store = nil }
                 result = .failure(error)

@@ -111,8 +111,8 @@ final class ConcurrencyTests: StoreTestCase {
 
         // The tail: every row after the start exactly once, in (order_tx, id) order.
         let full = try store.connection.query("""
-            select order_tx::text, id from sightline.transitions
-             where (order_tx, id) > ($1::xid8, $2::bigint) order by order_tx, id
+            select t.order_tx::text, t.id from sightline.transitions t
+             where (t.order_tx, t.id) > ($1::xid8, $2::bigint) order by t.order_tx, t.id
             """, [String(start.orderTx), String(start.id)])
         let expected = (0..<full.rowCount).map { LogPosition(orderTx: full.uint64($0, 0)!, id: full.int64($0, 1)!) }
         let got = tailed.withLock { $0 }
@@ -134,7 +134,7 @@ final class ConcurrencyTests: StoreTestCase {
     }
 
     func lastPosition() throws -> LogPosition {
-        let r = try store.connection.query("select order_tx::text, id from sightline.transitions order by order_tx desc, id desc limit 1")
+        let r = try store.connection.query("select t.order_tx::text, t.id from sightline.transitions t order by t.order_tx desc, t.id desc limit 1")
         return LogPosition(orderTx: r.uint64(0, 0)!, id: r.int64(0, 1)!)
     }
 

@@ -220,10 +220,11 @@ def test_a_client_that_stops_reading_costs_the_others_nothing(fresh_server, scen
         lat.append(time.time() - t0)
     for w in writers:
         w.join()
-    expected = len(ids) * (1 + len(LIFE))
-    got = fast.wait_for(lambda c: sum(1 for t in c.transitions if t["interaction"] in ids) >= expected, 30)
-    assert got, (f"fast client: {sum(1 for t in fast.transitions if t['interaction'] in ids)} of {expected}, "
-                 f"snapshots {fast.snapshots}, closed {fast.closed}")
+    # The fast client keeps up (a resynchronisation under the burst is allowed: it then holds
+    # a fresh snapshot) and ends with the database's board.
+    truth = db_board(server)
+    assert fast.wait_for(lambda c: client_view(c.board) == truth, 30), \
+        f"fast client board differs; snapshots {fast.snapshots}, closed {fast.closed}"
     _, metrics = server.api("GET", "/metrics")
     values = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines() if line and not line.startswith("#")}
     assert values["sightline_resyncs_total"] + values["sightline_slow_clients_closed_total"] >= 1
