@@ -248,9 +248,24 @@ public final class LiveService: LWSServerDelegate, @unchecked Sendable {
         return w.text
     }
 
+    /// The every-queue snapshot as one shared message: a thousand clients that connect at once
+    /// share one buffer.
+    private var sharedSnapshot: (key: String, message: OutgoingMessage)?
+
     private func sendSnapshot(_ connection: ConnectionID, filter: Set<String>?) {
         guard let server else { return }
-        let message = OutgoingMessage(snapshot(filter: filter))
+        let message: OutgoingMessage
+        if filter == nil {
+            let key = "\(board.position)|\(configGeneration)|\(databaseUp)|\(Int(Date().timeIntervalSince1970))"
+            if let shared = sharedSnapshot, shared.key == key {
+                message = shared.message
+            } else {
+                message = OutgoingMessage(snapshot(filter: nil))
+                sharedSnapshot = (key, message)
+            }
+        } else {
+            message = OutgoingMessage(snapshot(filter: filter))
+        }
         metrics.snapshotsSent += 1
         if !server.send(connection, message) {
             // Even a snapshot does not fit: the client is hopeless.
