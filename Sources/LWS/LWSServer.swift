@@ -136,6 +136,8 @@ public final class LWSServer: @unchecked Sendable {
         var queue: [OutgoingMessage] = []
         var queueHead = 0
         var queuedBytes = 0
+        /// Bytes of the first queued message already written (large messages go out in fragments).
+        var offset = 0
         var receiving: [UInt8] = []
         var closing: (code: UInt16, reason: String)?
     }
@@ -175,6 +177,9 @@ public final class LWSServer: @unchecked Sendable {
     private var extensions: UnsafeMutablePointer<lws_extension>?
     private var retry: UnsafeMutablePointer<lws_retry_bo_t>?
     private var timer: UnsafeMutablePointer<sightline_timer>?
+    private static let fragmentBytes = 32 * 1024
+    /// Loop-thread scratch space for one fragment with headroom.
+    private let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: Int(SIGHTLINE_LWS_PRE) + fragmentBytes)
 
     public init(configuration: LWSConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -183,6 +188,7 @@ public final class LWSServer: @unchecked Sendable {
 
     deinit {
         freeCMemory()
+        scratch.deallocate()
     }
 
     public var connectionCount: Int { connections.count }
@@ -262,7 +268,26 @@ public final class LWSServer: @unchecked Sendable {
         if let context { lws_cancel_service(context) }
     }
 
+    /// Stops the server on SIGINT and SIGTERM (the handler only sets a flag and wakes the loop).
+    public func stopOnSignals() {
+        signalTarget = Unmanaged.passUnretained(self).toOpaque()
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig) { _ in
+                signalReceived = 1
+                if let target = signalTarget,
+                   let context = Unmanaged<LWSServer>.fromOpaque(target).takeUnretainedValue().context {
+                    lws_cancel_service(context)
+                }
+            }
+        }
+    }
+
     fileprivate func drainPosted() {
+        if signalReceived != 0, closingDeadline == nil {
+            logger.notice("signal received: closing connections and stopping")
+            closingDeadline = Date(timeIntervalSinceNow: 2)
+            for id in connections.keys { closeConnection(id, code: 1001, reason: "server shutting down") }
+        }
         let work = postLock.withLock { () -> [@Sendable () -> Void] in
             let w = posted
             posted = []
@@ -310,9 +335,11 @@ public final class LWSServer: @unchecked Sendable {
     /// Drops what waits for `connection` (lws finishes a frame it already started).
     public func discardQueued(_ connection: ConnectionID) {
         guard var c = connections[connection.value] else { return }
-        c.queue = []
+        // A message already partly written must be finished, or the stream breaks.
+        let partial = c.offset > 0 && c.queueHead < c.queue.count ? c.queue[c.queueHead] : nil
+        c.queue = partial.map { [$0] } ?? []
         c.queueHead = 0
-        c.queuedBytes = 0
+        c.queuedBytes = partial?.count ?? 0
         connections[connection.value] = c
     }
 
@@ -388,26 +415,44 @@ public final class LWSServer: @unchecked Sendable {
 
         case LWS_CALLBACK_SERVER_WRITEABLE:
             guard let wsi, let slot, var c = connections[slot.pointee] else { return -1 }
-            if let closing = c.closing, c.queueHead >= c.queue.count || closing.code == 1001 || closing.code >= 4000 {
+            if let closing = c.closing, c.offset == 0, c.queueHead >= c.queue.count || closing.code == 1001 || closing.code >= 4000 {
                 var bytes = Array(closing.reason.utf8)
                 lws_close_reason(wsi, lws_close_status(rawValue: UInt32(closing.code)), &bytes, bytes.count)
                 return -1
             }
             guard c.queueHead < c.queue.count else { return 0 }
             let message = c.queue[c.queueHead]
-            c.queueHead += 1
-            c.queuedBytes -= message.count
-            if c.queueHead == c.queue.count {
-                c.queue.removeAll(keepingCapacity: true)
-                c.queueHead = 0
-            } else if c.queueHead > 64 {
-                c.queue.removeFirst(c.queueHead)
-                c.queueHead = 0
+            // Large messages go out a fragment per writeable callback, so lws never has to copy
+            // a remainder it could not send; fragments are copied to a scratch buffer because
+            // lws writes the frame header into the headroom, and the message is shared.
+            let start = c.offset
+            let n = min(Self.fragmentBytes, message.count - start)
+            let last = start + n == message.count
+            let flags = lws_write_ws_flags(Int32(LWS_WRITE_TEXT.rawValue), start == 0 ? 1 : 0, last ? 1 : 0)
+            let written: Int32
+            if start == 0 && last {
+                written = lws_write(wsi, message.storage + Int(SIGHTLINE_LWS_PRE), n, lws_write_protocol(UInt32(flags)))
+            } else {
+                (scratch + Int(SIGHTLINE_LWS_PRE)).update(from: message.storage + Int(SIGHTLINE_LWS_PRE) + start, count: n)
+                written = lws_write(wsi, scratch + Int(SIGHTLINE_LWS_PRE), n, lws_write_protocol(UInt32(flags)))
+            }
+            if written < n { return -1 }
+            if last {
+                c.offset = 0
+                c.queueHead += 1
+                c.queuedBytes -= message.count
+                if c.queueHead == c.queue.count {
+                    c.queue.removeAll(keepingCapacity: true)
+                    c.queueHead = 0
+                } else if c.queueHead > 64 {
+                    c.queue.removeFirst(c.queueHead)
+                    c.queueHead = 0
+                }
+            } else {
+                c.offset = start + n
             }
             let more = !c.queue.isEmpty || c.closing != nil
             connections[slot.pointee] = c
-            let written = lws_write(wsi, message.storage + Int(SIGHTLINE_LWS_PRE), message.count, LWS_WRITE_TEXT)
-            if written < message.count { return -1 }
             if more { lws_callback_on_writable(wsi) }
             return 0
 
@@ -679,6 +724,10 @@ public final class LWSServer: @unchecked Sendable {
         timer = nil
     }
 }
+
+// Written by the signal handler, read on the loop thread.
+nonisolated(unsafe) private var signalReceived: sig_atomic_t = 0
+nonisolated(unsafe) private var signalTarget: UnsafeMutableRawPointer?
 
 /// The one lws callback: recovers the server from the context's user pointer.
 private func lwsCallback(_ wsi: OpaquePointer?, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?,

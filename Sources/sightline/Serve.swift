@@ -109,12 +109,11 @@ struct Serve: ParsableCommand {
             if simulate {
                 startSimulator(url: url, logger: logger)
             }
-            let stopper = installSignalHandlers { server.stop() }
+            server.stopOnSignals()
             let scheme = tlsCert == nil ? "http" : "https"
             logger.notice("serving \(scheme)://\(host):\(port)/ (wallboard: \(scheme)://\(host):\(port)/wallboard)")
             try server.run()
             service.shutdown()
-            _ = stopper
             logger.notice("stopped")
         } catch let error as ExitCode {
             throw error
@@ -160,17 +159,6 @@ struct Serve: ParsableCommand {
         }
         thread.name = "sightline-simulator"
         thread.start()
-    }
-}
-
-/// Stops the server on SIGINT / SIGTERM.
-func installSignalHandlers(_ stop: @escaping @Sendable () -> Void) -> [DispatchSourceSignal] {
-    [SIGINT, SIGTERM].map { sig in
-        signal(sig, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-        source.setEventHandler { stop() }
-        source.resume()
-        return source
     }
 }
 

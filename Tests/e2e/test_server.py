@@ -2,6 +2,7 @@
 import collections
 import json
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -369,3 +370,14 @@ def test_caller_path_and_history_over_http(sightline, scenario):
     assert one["interaction"] is None and one["path"]["root"] == a
     history = sightline.ok("GET", f"/api/history?queue={scenario.queue}&limit=5")
     assert history["interactions"][0]["id"] == a and history["interactions"][0]["transferred"] is True
+
+
+def test_sigterm_closes_clients_with_1001_and_exits(fresh_server):
+    server = fresh_server()
+    client = LiveClient(server.ws_url).run_in_background()
+    assert client.wait_for(lambda c: c.snapshots == 1, 10)
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=10) == 0
+    assert client.wait_for(lambda c: c.closed is not None, 5)
+    assert client.closed[0] == 1001
+    server.proc = None
