@@ -44,6 +44,8 @@ public final class LiveService: LWSServerDelegate, @unchecked Sendable {
     private var depth: [String: [(Date, Int)]] = [:]
     private var snapshotCache: (position: LogPosition, generation: Int, text: String)?
     private var configGeneration = 0
+    private var reloadSoon = false
+    private var reloading = false
     private let startedAt = Date()
     var metrics = Metrics()
 
@@ -97,6 +99,10 @@ public final class LiveService: LWSServerDelegate, @unchecked Sendable {
     private func apply(_ rows: [Transition]) {
         var deltas: [DeltaLog.Entry] = []
         for t in rows {
+            // An agent or queue created by another writer (SQL, another server): learn it.
+            if (t.agent.map { board.agents[$0] == nil } ?? false) || (t.queue.map { board.queues[$0] == nil } ?? false) {
+                reloadSoon = true
+            }
             guard let change = board.apply(t) else { continue }
             var w = JSONWriter(capacity: 640)
             Wire.delta(change, into: &w)
@@ -105,6 +111,10 @@ public final class LiveService: LWSServerDelegate, @unchecked Sendable {
             deltas.append(entry)
             metrics.transitionsApplied += 1
             if let at = rows.last?.at { metrics.lastCommitLagSeconds = max(0, Date().timeIntervalSince(at)) }
+        }
+        if reloadSoon, !reloading {
+            reloadSoon = false
+            reloadConfiguration()
         }
         guard !deltas.isEmpty, let server else { return }
         let position = board.position
@@ -168,8 +178,11 @@ public final class LiveService: LWSServerDelegate, @unchecked Sendable {
     /// Queues or agents changed (or the database came back): reload them off the loop, then
     /// give every client a fresh snapshot.
     func reloadConfiguration() {
-        _ = pool.submit({ store in (try store.queues(), try store.agents()) }) { [weak self] result in
-            guard let self, let server = self.server, case .success(let (queues, agents)) = result else { return }
+        reloading = true
+        let submitted = pool.submit({ store in (try store.queues(), try store.agents()) }) { [weak self] result in
+            guard let self, let server = self.server else { return }
+            server.post { self.reloading = false }
+            guard case .success(let (queues, agents)) = result else { return }
             server.post {
                 let changed = Set(queues.map(\.id)) != Set(self.board.queues.keys)
                     || queues.contains { self.board.queues[$0.id] != $0 }
@@ -183,6 +196,7 @@ public final class LiveService: LWSServerDelegate, @unchecked Sendable {
                 }
             }
         }
+        if !submitted { reloading = false }
     }
 
     private func broadcast(_ message: OutgoingMessage) {
