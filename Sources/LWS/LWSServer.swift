@@ -525,6 +525,15 @@ public final class LWSServer: @unchecked Sendable {
         e.headers = headers(wsi)
         exchanges[nextID] = e
         let id = RequestID(value: nextID)
+        // Aliases are answered here (a mount would redirect to "/alias/" and drop the query).
+        if let file = configuration.staticAliases[path], let root = configuration.staticRoot, method == "GET" || method == "HEAD" {
+            if let data = FileManager.default.contents(atPath: root + "/" + file) {
+                respond(id, HTTPResponse(status: 200, contentType: "text/html; charset=utf-8", body: Array(data)))
+            } else {
+                respond(id, .json(status: 404, "{\"error\":{\"code\":\"not_found\",\"message\":\"no such file\"}}"))
+            }
+            return 0
+        }
         guard configuration.callbackPrefixes.contains(where: { path == $0 || path.hasPrefix($0 + "/") }) else {
             // A static file that is not there falls through to here.
             respond(id, .json(status: 404, "{\"error\":{\"code\":\"not_found\",\"message\":\"no such file\"}}"))
@@ -663,13 +672,10 @@ public final class LWSServer: @unchecked Sendable {
 
     private func makeMounts() -> UnsafeMutablePointer<lws_http_mount>? {
         var specs: [(mountpoint: String, origin: String, def: String?, kind: lws_mount_protocols)] = []
-        for prefix in configuration.callbackPrefixes {
+        for prefix in configuration.callbackPrefixes + configuration.staticAliases.keys.sorted() {
             specs.append((prefix, "callback://" + configuration.webSocketProtocolName, nil, LWSMPRO_CALLBACK))
         }
         if let root = configuration.staticRoot {
-            for (alias, file) in configuration.staticAliases.sorted(by: { $0.key < $1.key }) {
-                specs.append((alias, root, file, LWSMPRO_FILE))
-            }
             specs.append(("/", root, "index.html", LWSMPRO_FILE))
         }
         let mime = makeMimeTypes()
