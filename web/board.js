@@ -71,7 +71,7 @@ function renderAgents(now) {
 }
 
 function renderCalls(now) {
-  const list = [...live.board.interactions.values()].sort((a, b) => a.id - b.id).slice(-200);
+  const list = [...live.board.interactions.values()].sort((a, b) => b.id - a.id).slice(0, 200);
   $("calls").innerHTML = list.map((i) => `<tr data-testid="call-row" data-interaction="${i.id}">
       <td><a href="#" data-open="${i.id}">#${i.id}</a></td><td><span class="pill s-${i.state}">${STATE_LABEL[i.state] || i.state}</span></td>
       <td class="num">${duration((now - Date.parse(i.stateSince)) / 1000)}</td><td>${esc(live.board.queues.get(i.queue)?.name || i.queue || "—")}</td>
