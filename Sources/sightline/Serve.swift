@@ -182,24 +182,44 @@ enum ProjectLayout {
         let stable = root.utf8.reduce(UInt32(5381)) { ($0 &* 33) &+ UInt32($1) }
         dirs.append("/var/tmp/sightline-pg-\(getuid())-\(stable % 1_000_000)")
         for dir in dirs {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: root + "/scripts/pg")
-            process.arguments = ["start", dir]
-            let out = Pipe()
-            let err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            try process.run()
-            process.waitUntilExit()
-            let url = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-            let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            if process.terminationStatus == 0, !url.isEmpty {
+            let (status, url, message) = runScript(root + "/scripts/pg", ["start", dir])
+            if status == 0, !url.isEmpty {
                 logger.notice("private PostgreSQL in \(dir) at \(url) (stop it with: scripts/pg stop \(dir))")
                 return url
             }
-            logger.warning("could not start a private PostgreSQL in \(dir): \(message.trimmingCharacters(in: .whitespacesAndNewlines))")
+            logger.warning("could not start a private PostgreSQL in \(dir): \(message)")
         }
         throw ValidationError("no database: pass --database URL, or fix the errors above for the private one")
     }
+}
+
+/// Runs a script and returns its exit status, standard output and standard error (trimmed).
+/// (posix_spawn and waitpid: Foundation's Process can miss the exit of a child that leaves a
+/// daemon behind.)
+func runScript(_ path: String, _ arguments: [String]) -> (Int32, String, String) {
+    let out = FileManager.default.temporaryDirectory.appendingPathComponent("sightline-\(getpid())-out").path
+    let err = FileManager.default.temporaryDirectory.appendingPathComponent("sightline-\(getpid())-err").path
+    defer {
+        unlink(out)
+        unlink(err)
+    }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    let argv = ([path] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    guard posix_spawn(&pid, path, &actions, nil, argv, environ) == 0 else {
+        return (-1, "", "cannot run \(path)")
+    }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+    let read = { (file: String) in
+        (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+    }
+    let exited = (status & 0x7f) == 0 ? (status >> 8) & 0xff : -1
+    return (exited, read(out), read(err))
 }
