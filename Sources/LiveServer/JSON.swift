@@ -287,19 +287,4 @@ enum Wire {
         }
         return w.text
     }
-
-    static func error(_ code: String, _ message: String, hint: String? = nil, sqlState: String? = nil) -> String {
-        var w = JSONWriter()
-        w.object { o in
-            o.field("error") { w in
-                w.object { o in
-                    o.field("code", string: code)
-                    o.field("message", string: message)
-                    if let hint, !hint.isEmpty { o.field("hint", string: hint) }
-                    if let sqlState { o.field("sqlstate", string: sqlState) }
-                }
-            }
-        }
-        return w.text
-    }
 }
