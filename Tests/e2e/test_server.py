@@ -14,7 +14,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from conftest import ROOT, unique
+import urllib.request
+
+from conftest import ROOT, free_port, unique
 from live_client import LiveClient, client_view, db_board
 
 LIFE = [("queued", None), ("delivery_pending", "A"), ("delivered", None), ("held", "A"),
@@ -381,3 +383,28 @@ def test_sigterm_closes_clients_with_1001_and_exits(fresh_server):
     assert client.wait_for(lambda c: c.closed is not None, 5)
     assert client.closed[0] == 1001
     server.proc = None
+
+
+def test_without_a_database_it_starts_the_private_one(binary, tmp_path):
+    """What scripts/run relies on: no --database, no DATABASE_URL -> a private PostgreSQL under var/."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    log = open(tmp_path / "serve.log", "wb")
+    proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}"], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        health = None
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    health = json.loads(r.read())
+                    break
+            except OSError:
+                time.sleep(0.2)
+        assert health and health["database"] == "up", (tmp_path / "serve.log").read_text()[-2000:]
+        assert "private PostgreSQL" in (tmp_path / "serve.log").read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        subprocess.run([str(ROOT / "scripts/pg"), "stop", str(ROOT / "var/pg")], capture_output=True)
