@@ -141,7 +141,7 @@ public final class InteractionStore {
     ///
     /// Rows the snapshot already reflects may be read again by the tailer; the board skips them
     /// by version.
-    public func loadBoard(now: Date = Date(), dayStart: Date) throws -> LiveBoard {
+    public func loadBoard(dayStart: Date) throws -> LiveBoard {
         try run { try connection.query("begin isolation level repeatable read read only") }
         defer { _ = try? connection.query("rollback") }
         let xmin = try run { try connection.query("select pg_snapshot_xmin(pg_current_snapshot())::text") }.uint64(0, 0)!

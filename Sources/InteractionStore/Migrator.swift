@@ -49,18 +49,6 @@ public struct Migrator {
         self.init(migrations: found)
     }
 
-    /// Finds the project's `sql/` folder: next to the working directory, or above the executable
-    /// (`.build/<config>/sightline` -> `sql/`).
-    public static func defaultDirectory() -> String {
-        var candidates = [FileManager.default.currentDirectoryPath + "/sql"]
-        var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<5 {
-            candidates.append(dir.appendingPathComponent("sql").path)
-            dir = dir.deletingLastPathComponent()
-        }
-        return candidates.first { FileManager.default.fileExists(atPath: $0 + "/001_schema.sql") } ?? candidates[0]
-    }
-
     /// Applies what is missing; returns the versions applied now.
     @discardableResult
     public func migrate(_ connection: PostgresConnection) throws -> [Int] {

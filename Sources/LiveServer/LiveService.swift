@@ -42,7 +42,9 @@ public final class LiveService: LWSServerDelegate, @unchecked Sendable {
     private var lastHeartbeat = Date()
     private var lastDepthSample = Date.distantPast
     private var depth: [String: [(Date, Int)]] = [:]
-    private var snapshotCache: (position: LogPosition, generation: Int, text: String)?
+    /// The every-queue snapshot, reused while nothing it shows has changed (and within the same
+    /// second, so its serverTime stays true): clients that connect together share one buffer.
+    private var snapshotCache: (key: String, text: String, message: OutgoingMessage)?
     private var configGeneration = 0
     private var reloadSoon = false
     private var reloading = false
@@ -110,8 +112,8 @@ public final class LiveService: LWSServerDelegate, @unchecked Sendable {
             deltaLog.append(entry)
             deltas.append(entry)
             metrics.transitionsApplied += 1
-            if let at = rows.last?.at { metrics.lastCommitLagSeconds = max(0, Date().timeIntervalSince(at)) }
         }
+        if let at = rows.last?.at { metrics.lastCommitLagSeconds = max(0, Date().timeIntervalSince(at)) }
         if reloadSoon, !reloading {
             reloadSoon = false
             reloadConfiguration()
@@ -208,11 +210,25 @@ public final class LiveService: LWSServerDelegate, @unchecked Sendable {
 
     // MARK: Snapshots
 
+    private var snapshotKey: String {
+        "\(board.position)|\(configGeneration)|\(databaseUp)|\(Int(Date().timeIntervalSince1970))"
+    }
+
+    /// The every-queue snapshot, text and shared message.
+    private func everyQueueSnapshot() -> (text: String, message: OutgoingMessage) {
+        let key = snapshotKey
+        if let cache = snapshotCache, cache.key == key { return (cache.text, cache.message) }
+        let text = encodeSnapshot(filter: nil)
+        let message = OutgoingMessage(text)
+        snapshotCache = (key, text, message)
+        return (text, message)
+    }
+
     func snapshot(filter: Set<String>?) -> String {
-        if filter == nil, let cache = snapshotCache, cache.position == board.position,
-           cache.generation == configGeneration, cache.text.contains("\"database\":\"\(databaseUp ? "up" : "down")\"") {
-            return cache.text
-        }
+        filter == nil ? everyQueueSnapshot().text : encodeSnapshot(filter: filter)
+    }
+
+    private func encodeSnapshot(filter: Set<String>?) -> String {
         let now = Date()
         func wants(_ queue: String?) -> Bool {
             guard let filter else { return true }
@@ -258,28 +274,12 @@ public final class LiveService: LWSServerDelegate, @unchecked Sendable {
                 }
             }
         }
-        if filter == nil { snapshotCache = (board.position, configGeneration, w.text) }
         return w.text
     }
 
-    /// The every-queue snapshot as one shared message: a thousand clients that connect at once
-    /// share one buffer.
-    private var sharedSnapshot: (key: String, message: OutgoingMessage)?
-
     private func sendSnapshot(_ connection: ConnectionID, filter: Set<String>?) {
         guard let server else { return }
-        let message: OutgoingMessage
-        if filter == nil {
-            let key = "\(board.position)|\(configGeneration)|\(databaseUp)|\(Int(Date().timeIntervalSince1970))"
-            if let shared = sharedSnapshot, shared.key == key {
-                message = shared.message
-            } else {
-                message = OutgoingMessage(snapshot(filter: nil))
-                sharedSnapshot = (key, message)
-            }
-        } else {
-            message = OutgoingMessage(snapshot(filter: filter))
-        }
+        let message = filter == nil ? everyQueueSnapshot().message : OutgoingMessage(encodeSnapshot(filter: filter))
         metrics.snapshotsSent += 1
         if !server.send(connection, message) {
             // Even a snapshot does not fit: the client is hopeless.

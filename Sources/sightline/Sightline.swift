@@ -42,7 +42,7 @@ struct DatabaseOptions: ParsableArguments {
     func connectAndMigrate(logger: Logger) throws -> InteractionStore {
         let url = try resolvedDatabase()
         let store = try InteractionStore(conninfo: url)
-        let migrator = try Migrator(directory: migrations ?? Migrator.defaultDirectory())
+        let migrator = try Migrator(directory: migrations ?? (ProjectLayout.root() ?? FileManager.default.currentDirectoryPath) + "/sql")
         let applied = try migrator.migrate(store.connection)
         if !applied.isEmpty { logger.info("applied migrations \(applied.map(String.init).joined(separator: ", "))") }
         return store

@@ -408,3 +408,42 @@ def test_without_a_database_it_starts_the_private_one(binary, tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
         subprocess.run([str(ROOT / "scripts/pg"), "stop", str(ROOT / "var/pg")], capture_output=True)
+
+
+def test_snapshot_server_time_is_fresh_when_the_board_is_idle(sightline):
+    """Clients set their clock from serverTime: a cached snapshot must not carry an old one."""
+    from datetime import datetime, timezone
+    first = LiveClient(sightline.ws_url)
+    first.recv_until(lambda m: m["type"] == "snapshot")
+    first.close()
+    time.sleep(2.2)
+    second = LiveClient(sightline.ws_url)
+    snap = second.recv_until(lambda m: m["type"] == "snapshot")
+    server_time = datetime.fromisoformat(snap["serverTime"].replace("Z", "+00:00"))
+    assert abs((datetime.now(timezone.utc) - server_time).total_seconds()) < 1.5
+    second.close()
+
+
+def test_agents_and_queues_created_by_another_writer_appear(sightline):
+    """An ACD that registers a queue and an agent in SQL: the board learns them from the log."""
+    tag = uuid.uuid4().hex[:8]
+    q, agent = f"sqlq-{tag}", f"sqla-{tag}"
+    client = LiveClient(sightline.ws_url).run_in_background()
+    assert client.wait_for(lambda c: c.snapshots == 1, 10)
+    with psycopg.connect(sightline.database, autocommit=True) as conn:
+        conn.execute("select sightline.upsert_queue(%s, %s)", (q, "From SQL"))
+        conn.execute("select sightline.upsert_agent(%s, %s, %s)", (agent, "Agent From SQL", [q]))
+        iid = conn.execute("select sightline.create_interaction(%s)", (unique("sql"),)).fetchone()[0]
+        conn.execute("select sightline.transition(%s, 'queued', p_queue => %s)", (iid, q))
+        conn.execute("select sightline.transition(%s, 'delivery_pending', %s)", (iid, agent))
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        board = sightline.board()["board"]
+        if any(a["id"] == agent for a in board["agents"]) and any(x["id"] == q for x in board["queues"]):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the board never learned the queue and agent written in SQL")
+    # Live clients are given a fresh snapshot that includes them.
+    assert client.wait_for(lambda c: c.snapshots >= 2, 5)
+    client.close()
