@@ -51,8 +51,6 @@ public struct LiveInteraction: Sendable, Equatable {
     public var transferFrom: Int64?
     /// Set on the original while a transfer it started is in progress.
     public var transfer: TransferInfo?
-    /// Every transition so far, for the statistics at completion.
-    public var history: [Transition]
 
     /// A caller waiting in a queue (the original of a transfer in progress is not one: its
     /// caller waits on the new interaction).
@@ -64,7 +62,7 @@ public struct BoardChange: Sendable, Equatable {
     public var transition: Transition
     /// The interaction after the step; nil when it completed and left the board.
     public var interaction: LiveInteraction?
-    /// Set when a completion changed today's counters.
+    /// On a completion: the statistics PostgreSQL stored (nil when it stored none).
     public var statistics: InteractionStatistics?
     public var queueToday: (id: String, value: QueueToday)?
     public var agentToday: (id: String, value: AgentToday)?
@@ -126,7 +124,6 @@ public struct LiveBoard: Sendable {
             live.stateSince = t.at
             live.version = t.version
             if t.to == .queued { live.queuedAt = t.at }
-            live.history.append(t)
         }
         switch t.cause {
         case .transferStarted: live.transfer = t.transfer
@@ -137,24 +134,37 @@ public struct LiveBoard: Sendable {
             interactions[t.interactionID] = live
             return BoardChange(transition: t, interaction: live)
         }
-        // Completed: it leaves the board; its statistics count for today.
+        // Completed: it leaves the board; the statistics SQL stored with it count for today.
+        // Without stored statistics (data older than them) nothing is counted.
         interactions[t.interactionID] = nil
-        let failedLeg = live.transferFrom.flatMap { interactions[$0]?.transfer?.newInteraction } == live.id
-        let stats = InteractionStatistics.compute(
-            transitions: live.history, serviceLevelSeconds: live.queue.flatMap { queues[$0]?.serviceLevelSeconds },
-            failedTransferLeg: failedLeg)
-        var change = BoardChange(transition: t, interaction: nil, statistics: stats)
-        if t.at >= dayStart {
+        var change = BoardChange(transition: t, interaction: nil, statistics: t.statistics)
+        if let stats = t.statistics, t.at >= dayStart {
             if let q = live.queue {
-                queueToday[q, default: QueueToday()].add(stats)
-                change.queueToday = (q, queueToday[q]!)
+                var today = queueToday[q] ?? QueueToday()
+                today.add(stats)
+                queueToday[q] = today
+                change.queueToday = (q, today)
             }
             if let a = live.agent {
-                agentToday[a, default: AgentToday()].add(stats)
-                change.agentToday = (a, agentToday[a]!)
+                var today = agentToday[a] ?? AgentToday()
+                today.add(stats)
+                agentToday[a] = today
+                change.agentToday = (a, today)
             }
         }
         return change
+    }
+
+    /// Applies one row of the log: a transition as above; an unreadable row changes nothing on
+    /// the board but moves its position past the row.
+    public mutating func apply(_ row: LogRow) -> BoardChange? {
+        switch row {
+        case .transition(let t):
+            return apply(t)
+        case .unreadable(let position, _, _):
+            setPosition(position)
+            return nil
+        }
     }
 
     private static func created(by t: Transition) -> LiveInteraction? {
@@ -162,7 +172,7 @@ public struct LiveBoard: Sendable {
         return LiveInteraction(
             id: t.interactionID, callID: t.callID, state: t.to, queue: t.queue, agent: t.agent, heldBy: nil,
             createdAt: t.at, stateSince: t.at, queuedAt: nil, version: t.version, transferFrom: t.transferFrom,
-            transfer: nil, history: [t])
+            transfer: nil)
     }
 
     // MARK: Views

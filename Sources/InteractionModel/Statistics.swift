@@ -2,8 +2,10 @@ import Foundation
 
 /// What the history of one completed interaction says, for statistics.
 ///
-/// The same definitions are in `sightline.record_history` (sql/002_lifecycle.sql), which stores
-/// them in PostgreSQL; a test drives both with the same interactions and compares.
+/// A plain value: the definitions have one author, `sightline.record_history`
+/// (sql/002_lifecycle.sql), which stores them in `sightline.interaction_history` in the
+/// transaction of the completing transition. The log reader carries them with the completing
+/// row (`Transition.statistics`); nothing here computes them.
 public struct InteractionStatistics: Sendable, Equatable {
     /// First entering queued until first delivered (or until it was abandoned); nil if never queued.
     public var waitSeconds: Double?
@@ -16,14 +18,13 @@ public struct InteractionStatistics: Sendable, Equatable {
     public var answeredWithinServiceLevel: Bool?
     public var abandoned: Bool
     public var abandonedFrom: InteractionState?
-    /// Abandoned less than `shortAbandonSeconds` after entering the queue (or after arriving).
+    /// Abandoned soon after entering the queue (or after arriving): under 5 seconds, as
+    /// `sightline.record_history` defines it.
     public var shortAbandon: Bool
     /// It started a transfer that succeeded.
     public var transferred: Bool
     /// It was the new interaction of a transfer that failed (not an abandon).
     public var failedTransferLeg: Bool
-
-    public static let shortAbandonSeconds = 5.0
 
     public init(waitSeconds: Double?, talkSeconds: Double, holdSeconds: Double, holdCount: Int,
                 afterCallWorkSeconds: Double, answered: Bool, answeredWithinServiceLevel: Bool?,
@@ -41,50 +42,6 @@ public struct InteractionStatistics: Sendable, Equatable {
         self.shortAbandon = shortAbandon
         self.transferred = transferred
         self.failedTransferLeg = failedTransferLeg
-    }
-
-    /// - Parameters:
-    ///   - transitions: every transition of one interaction in version order, ending in completed.
-    ///   - serviceLevelSeconds: the threshold of the queue it waited in, if any.
-    ///   - failedTransferLeg: it was the new interaction of a transfer that failed.
-    public static func compute(transitions: [Transition], serviceLevelSeconds: Int?,
-                               failedTransferLeg: Bool) -> InteractionStatistics {
-        var firstQueued: Date?
-        var firstDelivered: Date?
-        var talk = 0.0, hold = 0.0, acw = 0.0
-        var holds = 0
-        var lastFrom: InteractionState?
-        var transferred = false
-        for (index, step) in transitions.enumerated() {
-            if step.to == .queued, firstQueued == nil { firstQueued = step.at }
-            if step.to == .delivered, firstDelivered == nil { firstDelivered = step.at }
-            if step.to == .held { holds += 1 }
-            if step.to == .completed { lastFrom = step.from }
-            if step.cause == .transferSucceeded { transferred = true }
-            guard index + 1 < transitions.count else { continue }
-            let span = transitions[index + 1].at.timeIntervalSince(step.at)
-            switch step.to {
-            case .delivered: talk += span
-            case .held: hold += span
-            case .afterCallWork: acw += span
-            default: break
-            }
-        }
-        let createdAt = transitions.first?.at ?? Date(timeIntervalSince1970: 0)
-        let completedAt = transitions.last?.at ?? createdAt
-        let abandoned = firstDelivered == nil && !failedTransferLeg
-        let wait = firstQueued.map { (firstDelivered ?? completedAt).timeIntervalSince($0) }
-        var withinSL: Bool?
-        if firstDelivered != nil, let wait, let serviceLevelSeconds {
-            withinSL = wait <= Double(serviceLevelSeconds)
-        }
-        return InteractionStatistics(
-            waitSeconds: wait, talkSeconds: talk, holdSeconds: hold, holdCount: holds,
-            afterCallWorkSeconds: acw, answered: firstDelivered != nil,
-            answeredWithinServiceLevel: withinSL, abandoned: abandoned,
-            abandonedFrom: abandoned ? lastFrom : nil,
-            shortAbandon: abandoned && completedAt.timeIntervalSince(firstQueued ?? createdAt) < shortAbandonSeconds,
-            transferred: transferred, failedTransferLeg: failedTransferLeg)
     }
 }
 

@@ -55,11 +55,16 @@ public struct Transition: Sendable, Equatable {
     public var transferFrom: Int64?
     /// For `transfer_started`: the new interaction and the transfer's kind and target.
     public var transfer: TransferInfo?
+    /// For `completed`: the statistics PostgreSQL stored in the same transaction
+    /// (`sightline.record_history`, their only author). nil on every other row, and on a
+    /// completion without stored statistics.
+    public var statistics: InteractionStatistics?
 
     public init(position: LogPosition, interactionID: Int64, callID: String, version: Int,
                 from: InteractionState?, to: InteractionState, at: Date, agent: String? = nil,
                 queue: String? = nil, heldBy: String? = nil, cause: TransitionCause = .writer,
-                transferFrom: Int64? = nil, transfer: TransferInfo? = nil) {
+                transferFrom: Int64? = nil, transfer: TransferInfo? = nil,
+                statistics: InteractionStatistics? = nil) {
         self.position = position
         self.interactionID = interactionID
         self.callID = callID
@@ -73,6 +78,28 @@ public struct Transition: Sendable, Equatable {
         self.cause = cause
         self.transferFrom = transferFrom
         self.transfer = transfer
+        self.statistics = statistics
+    }
+}
+
+/// One row of the log as read: a transition, or a row that could not be read as one (a time
+/// that is not finite, a NULL or a value that does not parse, e.g. written around the life-cycle
+/// functions). An unreadable row keeps its place in the stream, so a reader moves past it.
+public enum LogRow: Sendable, Equatable {
+    case transition(Transition)
+    case unreadable(position: LogPosition, interactionID: Int64?, reason: String)
+
+    public var position: LogPosition {
+        switch self {
+        case .transition(let t): return t.position
+        case .unreadable(let position, _, _): return position
+        }
+    }
+
+    /// The transition; nil for an unreadable row.
+    public var transition: Transition? {
+        if case .transition(let t) = self { return t }
+        return nil
     }
 }
 

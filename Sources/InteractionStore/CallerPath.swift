@@ -64,59 +64,53 @@ extension InteractionStore {
                   from sightline.interactions i where i.id in (select id from down) order by i.id
                 """, [String(id)])
         }
-        guard r.rowCount > 0 else { return nil }
-        var steps: [CallerPath.Step] = []
-        for i in 0..<r.rowCount {
-            let sid = r.int64(i, 0)!
-            steps.append(CallerPath.Step(
-                id: sid, transferFrom: r.int64(i, 1), state: InteractionState(rawValue: r.string(i, 2)!)!,
-                agent: r.string(i, 3), queue: r.string(i, 4), transitions: try transitions(of: sid)))
+        let found = try r.rows("caller path of interaction \(id)") { row in
+            (id: try row.value(0, "id", .int64), transferFrom: try row.optional(1, "transfer_from", .int64),
+             state: try row.value(2, "state", .state), agent: try row.optional(3, "agent_id", .text),
+             queue: try row.optional(4, "queue_id", .text), callID: try row.value(5, "call_id", .text),
+             root: try row.value(6, "root", .int64))
+        }
+        guard let first = found.first else { return nil }
+        let steps = try found.map { f in
+            CallerPath.Step(id: f.id, transferFrom: f.transferFrom, state: f.state, agent: f.agent, queue: f.queue,
+                            transitions: try transitions(of: f.id))
         }
         let ids = steps.map { String($0.id) }.joined(separator: ",")
         let l = try run {
             try connection.query("""
-                select original_id, new_id, kind, target, status,
-                       (extract(epoch from started_at) * 1000000)::bigint,
-                       (extract(epoch from ended_at) * 1000000)::bigint
+                select original_id, new_id, kind, target, status, \(sqlMicros("started_at")), \(sqlMicros("ended_at"))
                   from sightline.transfers where new_id = any($1::bigint[]) order by id
                 """, ["{\(ids)}"])
         }
-        let links = (0..<l.rowCount).map { i in
-            CallerPath.Link(from: l.int64(i, 0)!, to: l.int64(i, 1)!, kind: TransferKind(rawValue: l.string(i, 2)!)!,
-                            target: l.string(i, 3)!, status: l.string(i, 4)!,
-                            at: Date(timeIntervalSince1970: Double(l.int64(i, 5)!) / 1_000_000),
-                            endedAt: l.int64(i, 6).map { Date(timeIntervalSince1970: Double($0) / 1_000_000) })
+        let links = try l.rows("transfers of the caller path of interaction \(id)") { row in
+            CallerPath.Link(from: try row.value(0, "original_id", .int64), to: try row.value(1, "new_id", .int64),
+                            kind: try row.value(2, "kind", .transferKind), target: try row.value(3, "target", .text),
+                            status: try row.value(4, "status", .text), at: try row.value(5, "started_at", .time),
+                            endedAt: try row.optional(6, "ended_at", .time))
         }
-        return CallerPath(callID: r.string(0, 5)!, root: r.int64(0, 6)!, interactions: steps, links: links)
+        return CallerPath(callID: first.callID, root: first.root, interactions: steps, links: links)
     }
 
-    /// Recently completed interactions, newest first.
+    /// Recently completed interactions, newest first. Rows whose times are not finite (written
+    /// around the life-cycle functions) are left out: `infinity` would sort first and keep the
+    /// list failing.
     public func history(limit: Int = 50, queue: String? = nil) throws -> [HistoryEntry] {
         let r = try run {
             try connection.query("""
-                select interaction_id, call_id, queue_id, agent_id, transfer_from,
-                       (extract(epoch from created_at) * 1000000)::bigint,
-                       (extract(epoch from completed_at) * 1000000)::bigint,
-                       wait_seconds, talk_seconds, hold_seconds, hold_count, after_call_work_seconds, answered,
-                       answered_within_service_level, abandoned, abandoned_from::text, short_abandon, transferred,
-                       failed_transfer_leg
-                  from sightline.interaction_history
-                 where $2::text is null or queue_id = $2
-                 order by completed_at desc, interaction_id desc limit $1
+                select h.interaction_id, h.call_id, h.queue_id, h.agent_id, h.transfer_from,
+                       \(sqlMicros("h.created_at")), \(sqlMicros("h.completed_at")), \(statisticsColumns("h"))
+                  from sightline.interaction_history h
+                 where ($2::text is null or h.queue_id = $2) and isfinite(h.completed_at) and isfinite(h.created_at)
+                 order by h.completed_at desc, h.interaction_id desc limit $1
                 """, [String(limit), queue])
         }
-        return (0..<r.rowCount).map { i in
+        return try r.rows("sightline.interaction_history") { row in
             HistoryEntry(
-                id: r.int64(i, 0)!, callID: r.string(i, 1)!, queue: r.string(i, 2), agent: r.string(i, 3),
-                transferFrom: r.int64(i, 4),
-                createdAt: Date(timeIntervalSince1970: Double(r.int64(i, 5)!) / 1_000_000),
-                completedAt: Date(timeIntervalSince1970: Double(r.int64(i, 6)!) / 1_000_000),
-                statistics: InteractionStatistics(
-                    waitSeconds: r.double(i, 7), talkSeconds: r.double(i, 8)!, holdSeconds: r.double(i, 9)!,
-                    holdCount: r.int(i, 10)!, afterCallWorkSeconds: r.double(i, 11)!, answered: r.bool(i, 12)!,
-                    answeredWithinServiceLevel: r.bool(i, 13), abandoned: r.bool(i, 14)!,
-                    abandonedFrom: r.string(i, 15).flatMap(InteractionState.init(rawValue:)),
-                    shortAbandon: r.bool(i, 16)!, transferred: r.bool(i, 17)!, failedTransferLeg: r.bool(i, 18)!))
+                id: try row.value(0, "interaction_id", .int64), callID: try row.value(1, "call_id", .text),
+                queue: try row.optional(2, "queue_id", .text), agent: try row.optional(3, "agent_id", .text),
+                transferFrom: try row.optional(4, "transfer_from", .int64),
+                createdAt: try row.value(5, "created_at", .time), completedAt: try row.value(6, "completed_at", .time),
+                statistics: try row.statistics(from: 7))
         }
     }
 }

@@ -36,11 +36,12 @@ public final class InteractionStore {
 
     // MARK: Writes
 
-    /// A call arrives: a new interaction in idle. Returns its id.
+    /// A call arrives: a new interaction in idle. Returns its id. `at` must be finite and not
+    /// later than now plus the allowed clock skew (refused: `.badArgument`, `.timeInFuture`).
     @discardableResult
     public func createInteraction(callID: String, at: Date? = nil) throws -> Int64 {
         let r = try run { try connection.query("select sightline.create_interaction($1, $2)", [callID, at.map(sqlTime)]) }
-        return r.int64(0, 0)!
+        return try r.single("sightline.create_interaction") { try $0.value(0, "id", .int64) }
     }
 
     /// Moves an interaction to `to` (a state name; unknown names are refused by the store).
@@ -52,9 +53,12 @@ public final class InteractionStore {
                 select t.id from sightline.transition($1, $2, $3, $4, $5) t
                 """, [String(id), to, agent, queue, at.map(sqlTime)])
         }
-        let logID = r.int64(0, 0)!
-        return try run { try connection.query(Self.transitionSelect + " where t.id = $1", [String(logID)]) }
-            .transitions().first!
+        let logID = try r.single("sightline.transition") { try $0.value(0, "id", .int64) }
+        let rows = try run { try connection.query(Self.transitionSelect + " where t.id = $1", [String(logID)]) }.logRows()
+        guard rows.count == 1, let row = rows.first else {
+            throw StoreError.unexpectedRow("log row \(logID) of interaction \(id): \(rows.count) rows where one was expected")
+        }
+        return try row.readable()
     }
 
     @discardableResult
@@ -73,9 +77,10 @@ public final class InteractionStore {
             try connection.query("select sightline.begin_transfer($1, $2, $3, $4, $5)",
                                  [String(id), kind, target, agent, at.map(sqlTime)])
         }
-        return r.int64(0, 0)!
+        return try r.single("sightline.begin_transfer") { try $0.value(0, "id", .int64) }
     }
 
+    /// Creates or updates a queue (PostgreSQL sends NOTIFY sightline_config).
     public func upsertQueue(_ q: QueueConfig) throws {
         try run {
             try connection.query("select sightline.upsert_queue($1, $2, $3, $4, $5, $6, $7)", [
@@ -85,6 +90,7 @@ public final class InteractionStore {
         }
     }
 
+    /// Creates or updates an agent (PostgreSQL sends NOTIFY sightline_config).
     public func upsertAgent(_ a: AgentConfig) throws {
         try run {
             try connection.query("select sightline.upsert_agent($1, $2, $3, $4)",
@@ -101,50 +107,63 @@ public final class InteractionStore {
                        wait_alarm_seconds, hold_alarm_seconds from sightline.queues order by id
                 """)
         }
-        return (0..<r.rowCount).map { i in
-            QueueConfig(id: r.string(i, 0)!, name: r.string(i, 1)!, serviceLevelSeconds: r.int(i, 2)!,
-                        serviceLevelTargetPercent: r.int(i, 3)!, waitWarningSeconds: r.int(i, 4)!,
-                        waitAlarmSeconds: r.int(i, 5)!, holdAlarmSeconds: r.int(i, 6)!)
+        return try r.rows("sightline.queues") { row in
+            QueueConfig(id: try row.value(0, "id", .text), name: try row.value(1, "name", .text),
+                        serviceLevelSeconds: try row.value(2, "service_level_seconds", .int),
+                        serviceLevelTargetPercent: try row.value(3, "service_level_target_percent", .int),
+                        waitWarningSeconds: try row.value(4, "wait_warning_seconds", .int),
+                        waitAlarmSeconds: try row.value(5, "wait_alarm_seconds", .int),
+                        holdAlarmSeconds: try row.value(6, "hold_alarm_seconds", .int))
         }
     }
 
     public func agents() throws -> [AgentConfig] {
         let r = try run { try connection.query("select id, name, array_to_json(queues)::text, kind from sightline.agents order by id") }
-        return (0..<r.rowCount).map { i in
-            let queues = (try? JSONDecoder().decode([String].self, from: Data(r.string(i, 2)!.utf8))) ?? []
-            return AgentConfig(id: r.string(i, 0)!, name: r.string(i, 1)!, queues: queues,
-                               isVoiceApplication: r.string(i, 3) == "voice_application")
+        let queueList = ColumnType<[String]>(kind: "a JSON array of strings") {
+            try? JSONDecoder().decode([String].self, from: Data($0.utf8))
+        }
+        return try r.rows("sightline.agents") { row in
+            AgentConfig(id: try row.value(0, "id", .text), name: try row.value(1, "name", .text),
+                        queues: try row.value(2, "queues", queueList),
+                        isVoiceApplication: try row.value(3, "kind", .text) == "voice_application")
         }
     }
 
     /// The log after `position`, in stream order, only rows of finished transactions (see the
     /// note on `sightline.transitions` in sql/001_schema.sql): no row can later appear before
     /// the last one returned.
-    public func readLog(after position: LogPosition, limit: Int = 1000) throws -> [Transition] {
+    ///
+    /// No stored row makes the read fail: one that cannot be read as a transition (a time that
+    /// is not finite, say, written around the life-cycle functions) comes back as
+    /// `.unreadable` in its place, so the reader moves past it.
+    public func readLog(after position: LogPosition, limit: Int = 1000) throws -> [LogRow] {
         try run {
             try connection.query(Self.transitionSelect + """
                  where (t.order_tx, t.id) > ($1::xid8, $2::bigint)
                    and t.order_tx < pg_snapshot_xmin(pg_current_snapshot())
                  order by t.order_tx, t.id limit $3
                 """, [String(position.orderTx), String(position.id), String(limit)])
-        }.transitions()
+        }.logRows()
     }
 
-    /// Every transition of one interaction, in version order.
+    /// Every transition of one interaction, in version order. A row that cannot be read is
+    /// `StoreError.unexpectedRow`.
     public func transitions(of id: Int64) throws -> [Transition] {
         try run {
             try connection.query(Self.transitionSelect + " where t.interaction_id = $1 order by t.version", [String(id)])
-        }.transitions()
+        }.logRows().map { try $0.readable() }
     }
 
-    /// The live board as of a consistent snapshot, and the log position to tail from.
+    /// The live board as of a consistent snapshot (its position is where to tail from), and the
+    /// log rows of live interactions it skipped because they could not be read.
     ///
     /// Rows the snapshot already reflects may be read again by the tailer; the board skips them
     /// by version.
-    public func loadBoard(dayStart: Date) throws -> LiveBoard {
+    public func loadBoard(dayStart: Date) throws -> (board: LiveBoard, skipped: [LogRow]) {
         try run { try connection.query("begin isolation level repeatable read read only") }
         defer { _ = try? connection.query("rollback") }
-        let xmin = try run { try connection.query("select pg_snapshot_xmin(pg_current_snapshot())::text") }.uint64(0, 0)!
+        let xmin = try run { try connection.query("select pg_snapshot_xmin(pg_current_snapshot())::text") }
+            .single("snapshot xmin") { try $0.value(0, "xmin", .uint64) }
         var board = LiveBoard(dayStart: dayStart)
         for q in try queues() { board.queues[q.id] = q }
         for a in try agents() { board.agents[a.id] = a }
@@ -153,34 +172,38 @@ public final class InteractionStore {
                  where t.interaction_id in (select id from sightline.interactions where state <> 'completed')
                  order by t.interaction_id, t.version
                 """)
-        }.transitions()
-        for t in live { _ = board.apply(t) }
+        }.logRows()
+        var skipped: [LogRow] = []
+        for row in live {
+            guard case .transition(let t) = row else {
+                skipped.append(row)
+                continue
+            }
+            _ = board.apply(t)
+        }
         let (queueToday, agentToday) = try today(since: dayStart)
         board.setToday(queues: queueToday, agents: agentToday, dayStart: dayStart)
         // Everything below xmin is in this snapshot; tail from there.
         board.setPosition(LogPosition(orderTx: xmin > 0 ? xmin - 1 : 0, id: Int64.max))
-        return board
+        return (board, skipped)
     }
 
     /// Today's counters per queue and per agent, from the completed history.
     public func today(since dayStart: Date) throws -> ([String: QueueToday], [String: AgentToday]) {
         let r = try run {
             try connection.query("""
-                select queue_id, agent_id, answered, answered_within_service_level, abandoned, short_abandon,
-                       transferred, talk_seconds, hold_seconds, after_call_work_seconds, wait_seconds
-                from sightline.interaction_history where completed_at >= $1
+                select h.queue_id, h.agent_id, \(statisticsColumns("h"))
+                from sightline.interaction_history h where h.completed_at >= $1
                 """, [sqlTime(dayStart)])
         }
         var queues: [String: QueueToday] = [:]
         var agents: [String: AgentToday] = [:]
-        for i in 0..<r.rowCount {
-            let s = InteractionStatistics(
-                waitSeconds: r.double(i, 10), talkSeconds: r.double(i, 7)!, holdSeconds: r.double(i, 8)!,
-                holdCount: 0, afterCallWorkSeconds: r.double(i, 9)!, answered: r.bool(i, 2)!,
-                answeredWithinServiceLevel: r.bool(i, 3), abandoned: r.bool(i, 4)!, abandonedFrom: nil,
-                shortAbandon: r.bool(i, 5)!, transferred: r.bool(i, 6)!, failedTransferLeg: false)
-            if let q = r.string(i, 0) { queues[q, default: QueueToday()].add(s) }
-            if let a = r.string(i, 1) { agents[a, default: AgentToday()].add(s) }
+        let rows = try r.rows("sightline.interaction_history") { row in
+            (try row.optional(0, "queue_id", .text), try row.optional(1, "agent_id", .text), try row.statistics(from: 2))
+        }
+        for (queue, agent, s) in rows {
+            if let queue { queues[queue, default: QueueToday()].add(s) }
+            if let agent { agents[agent, default: AgentToday()].add(s) }
         }
         return (queues, agents)
     }
@@ -189,30 +212,25 @@ public final class InteractionStore {
     public func statistics(of id: Int64) throws -> InteractionStatistics? {
         let r = try run {
             try connection.query("""
-                select wait_seconds, talk_seconds, hold_seconds, hold_count, after_call_work_seconds, answered,
-                       answered_within_service_level, abandoned, abandoned_from::text, short_abandon, transferred,
-                       failed_transfer_leg
-                from sightline.interaction_history where interaction_id = $1
+                select \(statisticsColumns("h")) from sightline.interaction_history h where h.interaction_id = $1
                 """, [String(id)])
         }
-        guard r.rowCount == 1 else { return nil }
-        return InteractionStatistics(
-            waitSeconds: r.double(0, 0), talkSeconds: r.double(0, 1)!, holdSeconds: r.double(0, 2)!,
-            holdCount: r.int(0, 3)!, afterCallWorkSeconds: r.double(0, 4)!, answered: r.bool(0, 5)!,
-            answeredWithinServiceLevel: r.bool(0, 6), abandoned: r.bool(0, 7)!,
-            abandonedFrom: r.string(0, 8).flatMap(InteractionState.init(rawValue:)),
-            shortAbandon: r.bool(0, 9)!, transferred: r.bool(0, 10)!, failedTransferLeg: r.bool(0, 11)!)
+        return try r.rows("statistics of interaction \(id)") { try $0.statistics(from: 0) }.first
     }
 
     // MARK: Internals
 
+    /// The log as `PostgresResult.logRows()` reads it. A completing row carries the statistics
+    /// `sightline.record_history` stored in its transaction (so they are there whenever the row
+    /// is). No expression can fail for a stored value (see `sqlMicros`).
     static let transitionSelect = """
         select t.order_tx::text, t.id, t.interaction_id, i.call_id, t.version, t.from_state::text, t.to_state::text,
-               (extract(epoch from t.at) * 1000000)::bigint, t.agent_id, t.queue_id, t.held_by, t.cause,
-               t.related_id, tr.kind, tr.target
+               \(sqlMicros("t.at")), t.agent_id, t.queue_id, t.held_by, t.cause,
+               t.related_id, tr.kind, tr.target, h.interaction_id, \(statisticsColumns("h"))
           from sightline.transitions t
           join sightline.interactions i on i.id = t.interaction_id
           left join sightline.transfers tr on t.cause = 'transfer_started' and tr.new_id = t.related_id
+          left join sightline.interaction_history h on t.to_state = 'completed' and h.interaction_id = t.interaction_id
         """
 
     /// Maps libpq errors to store errors.
@@ -226,25 +244,57 @@ public final class InteractionStore {
     }
 }
 
-extension PostgresResult {
-    /// Rows of `InteractionStore.transitionSelect`.
-    func transitions() -> [Transition] {
-        (0..<rowCount).map { i in
-            let cause = TransitionCause(rawValue: string(i, 11)!) ?? .writer
-            let related = int64(i, 12)
-            var transfer: TransferInfo?
-            if cause == .transferStarted, let related, let kind = string(i, 13).flatMap(TransferKind.init(rawValue:)) {
-                transfer = TransferInfo(newInteraction: related, kind: kind, target: string(i, 14) ?? "")
-            }
-            return Transition(
-                position: LogPosition(orderTx: uint64(i, 0)!, id: int64(i, 1)!),
-                interactionID: int64(i, 2)!, callID: string(i, 3)!, version: int(i, 4)!,
-                from: string(i, 5).flatMap(InteractionState.init(rawValue:)),
-                to: InteractionState(rawValue: string(i, 6)!)!,
-                at: Date(timeIntervalSince1970: Double(int64(i, 7)!) / 1_000_000),
-                agent: string(i, 8), queue: string(i, 9), heldBy: string(i, 10), cause: cause,
-                transferFrom: cause == .transferCreated ? related : nil, transfer: transfer)
+extension LogRow {
+    /// The transition, or `StoreError.unexpectedRow` for an unreadable row.
+    func readable() throws -> Transition {
+        switch self {
+        case .transition(let t):
+            return t
+        case .unreadable(let position, let interactionID, let reason):
+            throw StoreError.unexpectedRow("log row \(position)" + (interactionID.map { " of interaction \($0)" } ?? "") + ": \(reason)")
         }
+    }
+}
+
+extension PostgresResult {
+    /// Rows of `InteractionStore.transitionSelect`, in order. A row whose position reads is
+    /// never an error: whatever else is wrong with it makes it `.unreadable`. The position
+    /// columns are NOT NULL; a result without them is `StoreError.unexpectedRow`.
+    func logRows() throws -> [LogRow] {
+        try rows("log row") { row in
+            let position = LogPosition(orderTx: try row.value(0, "order_tx", .uint64), id: try row.value(1, "id", .int64))
+            do {
+                return .transition(try row.transition(at: position))
+            } catch let error as ColumnError {
+                return .unreadable(position: position, interactionID: try? row.value(2, "interaction_id", .int64),
+                                   reason: error.description)
+            }
+        }
+    }
+}
+
+extension RowReader {
+    /// A row of `InteractionStore.transitionSelect` as a transition.
+    func transition(at position: LogPosition) throws -> Transition {
+        let causeText = try value(11, "cause", .text)
+        guard let cause = TransitionCause(rawValue: causeText) else {
+            throw ColumnError(description: "cause is '\(causeText.prefix(80))', not a known cause")
+        }
+        let related = try optional(12, "related_id", .int64)
+        var transfer: TransferInfo?
+        if cause == .transferStarted, let related, let kind = try optional(13, "transfer kind", .transferKind) {
+            transfer = TransferInfo(newInteraction: related, kind: kind, target: try optional(14, "transfer target", .text) ?? "")
+        }
+        let to = try value(6, "to_state", .state)
+        let hasStatistics = try optional(15, "history interaction_id", .int64) != nil
+        return Transition(
+            position: position,
+            interactionID: try value(2, "interaction_id", .int64), callID: try value(3, "call_id", .text),
+            version: try value(4, "version", .int), from: try optional(5, "from_state", .state), to: to,
+            at: try value(7, "at", .time), agent: try optional(8, "agent_id", .text),
+            queue: try optional(9, "queue_id", .text), heldBy: try optional(10, "held_by", .text), cause: cause,
+            transferFrom: cause == .transferCreated ? related : nil, transfer: transfer,
+            statistics: to == .completed && hasStatistics ? try statistics(from: 16) : nil)
     }
 }
 

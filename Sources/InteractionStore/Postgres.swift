@@ -44,36 +44,44 @@ public final class PostgresResult {
     public var rowCount: Int { Int(PQntuples(handle)) }
     public var columnCount: Int { Int(PQnfields(handle)) }
 
+    /// True for SQL NULL, and for a row or column out of range.
     public func isNull(_ row: Int, _ column: Int) -> Bool {
         PQgetisnull(handle, Int32(row), Int32(column)) == 1
     }
 
+    /// The value's text; nil for NULL (or out of range).
     public func string(_ row: Int, _ column: Int) -> String? {
         if isNull(row, column) { return nil }
-        return String(cString: PQgetvalue(handle, Int32(row), Int32(column)))
+        guard let raw = PQgetvalue(handle, Int32(row), Int32(column)) else { return nil }
+        return String(cString: raw)
     }
 
+    // The typed accessors below are nil for NULL and for text that does not parse as the type
+    // (never a silent 0).
+
     public func int64(_ row: Int, _ column: Int) -> Int64? {
-        guard let raw = PQgetvalue(handle, Int32(row), Int32(column)), !isNull(row, column) else { return nil }
-        return strtoll(raw, nil, 10)
+        string(row, column).flatMap { Int64($0) }
     }
 
     public func uint64(_ row: Int, _ column: Int) -> UInt64? {
-        guard let raw = PQgetvalue(handle, Int32(row), Int32(column)), !isNull(row, column) else { return nil }
-        return strtoull(raw, nil, 10)
+        string(row, column).flatMap { UInt64($0) }
     }
 
     public func int(_ row: Int, _ column: Int) -> Int? {
-        int64(row, column).map { Int($0) }
+        string(row, column).flatMap { Int($0) }
     }
 
     public func double(_ row: Int, _ column: Int) -> Double? {
-        guard let raw = PQgetvalue(handle, Int32(row), Int32(column)), !isNull(row, column) else { return nil }
-        return strtod(raw, nil)
+        string(row, column).flatMap { Double($0) }
     }
 
+    /// PostgreSQL's text form of a boolean: "t" or "f".
     public func bool(_ row: Int, _ column: Int) -> Bool? {
-        string(row, column).map { $0 == "t" }
+        switch string(row, column) {
+        case "t": return true
+        case "f": return false
+        default: return nil
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 /// Why the store refused a write: one case per rule of the life cycle (the SQLSTATEs of class
-/// `SL` raised by `sql/002_lifecycle.sql`).
+/// `SL` raised by `sql/002_lifecycle.sql` and `sql/003_writer_times_and_config_notify.sql`).
 public enum Refusal: String, Sendable, Equatable, CaseIterable {
     case illegalTransition = "SL001"
     case unknownInteraction = "SL002"
@@ -13,7 +13,11 @@ public enum Refusal: String, Sendable, Equatable, CaseIterable {
     case unknownAgent = "SL010"
     case queueRequired = "SL011"
     case queueFixed = "SL012"
+    /// Also a time that is not finite (infinity, -infinity).
     case badArgument = "SL013"
+    /// A time later than the database clock plus the allowed clock skew
+    /// (`sightline.max_clock_skew`, default 5 minutes).
+    case timeInFuture = "SL014"
 
     /// A short name for API clients.
     public var code: String {
@@ -31,6 +35,7 @@ public enum Refusal: String, Sendable, Equatable, CaseIterable {
         case .queueRequired: return "queue_required"
         case .queueFixed: return "queue_fixed"
         case .badArgument: return "bad_argument"
+        case .timeInFuture: return "time_in_future"
         }
     }
 
@@ -38,7 +43,7 @@ public enum Refusal: String, Sendable, Equatable, CaseIterable {
     public var httpStatus: Int {
         switch self {
         case .unknownInteraction: return 404
-        case .unknownState, .badArgument, .agentRequired, .queueRequired: return 400
+        case .unknownState, .badArgument, .timeInFuture, .agentRequired, .queueRequired: return 400
         case .unknownQueue, .unknownAgent: return 422
         default: return 409
         }
@@ -53,6 +58,9 @@ public enum StoreError: Error, CustomStringConvertible, Sendable, Equatable {
     case unavailable(String)
     /// Any other database error (constraint, syntax, ...).
     case database(PostgresError)
+    /// A row did not have the shape the query promises (a NULL where a value must be, text that
+    /// does not parse): says which query, row and column.
+    case unexpectedRow(String)
 
     public init(_ error: PostgresError) {
         if let state = error.sqlState, let refusal = Refusal(rawValue: state) {
@@ -76,6 +84,8 @@ public enum StoreError: Error, CustomStringConvertible, Sendable, Equatable {
             return "database unavailable: \(message)"
         case .database(let error):
             return "database error: \(error)"
+        case .unexpectedRow(let message):
+            return "unexpected row from the database: \(message)"
         }
     }
 }

@@ -13,7 +13,7 @@ struct LogBuilder {
 
     mutating func step(_ id: Int64, _ to: InteractionState, agent: String? = nil, queue: String? = nil,
                        heldBy: String? = nil, cause: TransitionCause = .writer, transferFrom: Int64? = nil,
-                       transfer: TransferInfo? = nil) -> Transition {
+                       transfer: TransferInfo? = nil, statistics: InteractionStatistics? = nil) -> Transition {
         nextID += 1
         let version = (versions[id] ?? 0) + 1
         versions[id] = version
@@ -21,8 +21,20 @@ struct LogBuilder {
         states[id] = to
         return Transition(position: LogPosition(orderTx: 100, id: nextID), interactionID: id, callID: "call-\(id)",
                           version: version, from: from, to: to, at: clock, agent: agent, queue: queue, heldBy: heldBy,
-                          cause: cause, transferFrom: transferFrom, transfer: transfer)
+                          cause: cause, transferFrom: transferFrom, transfer: transfer, statistics: statistics)
     }
+}
+
+/// Statistics as `sightline.record_history` would store them.
+func stored(wait: Double? = nil, talk: Double = 0, hold: Double = 0, holds: Int = 0, acw: Double = 0,
+            withinServiceLevel: Bool? = nil, abandonedFrom: InteractionState? = nil, shortAbandon: Bool = false,
+            transferred: Bool = false, failedTransferLeg: Bool = false) -> InteractionStatistics {
+    let answered = abandonedFrom == nil && !failedTransferLeg
+    return InteractionStatistics(
+        waitSeconds: wait, talkSeconds: talk, holdSeconds: hold, holdCount: holds, afterCallWorkSeconds: acw,
+        answered: answered, answeredWithinServiceLevel: withinServiceLevel, abandoned: abandonedFrom != nil,
+        abandonedFrom: abandonedFrom, shortAbandon: shortAbandon, transferred: transferred,
+        failedTransferLeg: failedTransferLeg)
 }
 
 final class BoardTests: XCTestCase {
@@ -64,20 +76,43 @@ final class BoardTests: XCTestCase {
         apply(log.step(1, .afterCallWork, agent: "ann", queue: "sales"))
         XCTAssertEqual(board.agentStatuses.first { $0.agent == "ann" }?.activity, .wrapUp)
         log.advance(5)
-        let change = try XCTUnwrap(apply(log.step(1, .completed, agent: "ann", queue: "sales")))
+        let sql = stored(wait: 13, talk: 50, hold: 10, holds: 1, acw: 5, withinServiceLevel: true)
+        let change = try XCTUnwrap(apply(log.step(1, .completed, agent: "ann", queue: "sales", statistics: sql)))
         XCTAssertNil(change.interaction)
         XCTAssertNil(board.interactions[1])
-        let stats = try XCTUnwrap(change.statistics)
-        XCTAssertEqual(stats.waitSeconds ?? -1, 13, accuracy: 0.001)
-        XCTAssertEqual(stats.talkSeconds, 50, accuracy: 0.001)
-        XCTAssertEqual(stats.holdSeconds, 10, accuracy: 0.001)
-        XCTAssertEqual(stats.holdCount, 1)
-        XCTAssertEqual(stats.afterCallWorkSeconds, 5, accuracy: 0.001)
-        XCTAssertEqual(stats.answeredWithinServiceLevel, true)
-        XCTAssertFalse(stats.abandoned)
+        // The board counts what SQL stored with the completing row, as it is.
+        XCTAssertEqual(change.statistics, sql)
         XCTAssertEqual(board.queueToday["sales"]?.answered, 1)
+        XCTAssertEqual(board.queueToday["sales"]?.answeredWithinServiceLevel, 1)
+        XCTAssertEqual(board.queueToday["sales"]?.answeredWaitSeconds, 13)
         XCTAssertEqual(board.agentToday["ann"]?.handled, 1)
+        XCTAssertEqual(board.agentToday["ann"]?.handleSeconds, 65)
         XCTAssertEqual(change.queueToday?.id, "sales")
+        XCTAssertEqual(change.queueToday?.value, board.queueToday["sales"])
+        XCTAssertEqual(change.agentToday?.value, board.agentToday["ann"])
+    }
+
+    /// Data older than the stored statistics: the interaction still leaves the board, and
+    /// nothing is counted (the board computes no statistics of its own).
+    func testCompletionWithoutStoredStatisticsCountsNothing() throws {
+        apply(log.step(1, .idle))
+        apply(log.step(1, .queued, queue: "sales"))
+        let change = try XCTUnwrap(apply(log.step(1, .completed, queue: "sales")))
+        XCTAssertNil(change.interaction)
+        XCTAssertNil(change.statistics)
+        XCTAssertNil(change.queueToday)
+        XCTAssertNil(board.interactions[1])
+        XCTAssertNil(board.queueToday["sales"])
+    }
+
+    /// An unreadable row changes nothing but moves the board's position past it.
+    func testUnreadableRowMovesThePositionOnly() {
+        apply(log.step(1, .idle))
+        let before = board.interactions
+        let position = LogPosition(orderTx: 100, id: 999)
+        XCTAssertNil(board.apply(LogRow.unreadable(position: position, interactionID: 1, reason: "at is 'Infinity'")))
+        XCTAssertEqual(board.interactions, before)
+        XCTAssertEqual(board.position, position)
     }
 
     func testReplayedTransitionsAreIgnored() {
@@ -99,10 +134,7 @@ final class BoardTests: XCTestCase {
         apply(log.step(1, .idle))
         apply(log.step(1, .queued, queue: "sales"))
         log.advance(3)
-        let short = try XCTUnwrap(apply(log.step(1, .completed, queue: "sales"))?.statistics)
-        XCTAssertTrue(short.abandoned)
-        XCTAssertTrue(short.shortAbandon)
-        XCTAssertEqual(short.abandonedFrom, .queued)
+        apply(log.step(1, .completed, queue: "sales", statistics: stored(wait: 3, abandonedFrom: .queued, shortAbandon: true)))
 
         apply(log.step(2, .idle))
         apply(log.step(2, .queued, queue: "sales"))
@@ -110,9 +142,7 @@ final class BoardTests: XCTestCase {
         apply(log.step(2, .deliveryPending, agent: "bob", queue: "sales"))
         apply(log.step(2, .delivered, agent: "bob", queue: "sales"))
         apply(log.step(2, .afterCallWork, agent: "bob", queue: "sales"))
-        let late = try XCTUnwrap(apply(log.step(2, .completed, agent: "bob", queue: "sales"))?.statistics)
-        XCTAssertEqual(late.answeredWithinServiceLevel, false)
-        XCTAssertFalse(late.abandoned)
+        apply(log.step(2, .completed, agent: "bob", queue: "sales", statistics: stored(wait: 40, withinServiceLevel: false)))
         let today = try XCTUnwrap(board.queueToday["sales"])
         XCTAssertEqual(today.offered, 2)
         XCTAssertEqual(today.shortAbandoned, 1)
@@ -132,9 +162,10 @@ final class BoardTests: XCTestCase {
         XCTAssertEqual(board.transfersInProgress.map(\.id), [1])
         XCTAssertEqual(board.interactions[2]?.transferFrom, 1)
         // Failure: the new interaction completes, the original returns to its agent.
-        let failed = try XCTUnwrap(apply(log.step(2, .completed))?.statistics)
+        let failed = try XCTUnwrap(apply(log.step(2, .completed, statistics: stored(failedTransferLeg: true)))?.statistics)
         XCTAssertTrue(failed.failedTransferLeg)
         XCTAssertFalse(failed.abandoned)
+        XCTAssertNil(board.interactions[2])
         apply(log.step(1, .delivered, agent: "ann", queue: "sales", cause: .transferFailed))
         XCTAssertNil(board.interactions[1]?.transfer)
         XCTAssertEqual(board.interactions[1]?.state, .delivered)

@@ -91,4 +91,21 @@ class StoreTestCase: XCTestCase {
     func states(of id: Int64) throws -> [InteractionState] {
         try store.transitions(of: id).map(\.to)
     }
+
+    /// The last position of the log (stream order), or the start when it is empty.
+    func lastPosition() throws -> LogPosition {
+        let r = try store.connection.query("select t.order_tx::text, t.id from sightline.transitions t order by t.order_tx desc, t.id desc limit 1")
+        guard r.rowCount == 1 else { return .start }
+        return LogPosition(orderTx: try XCTUnwrap(r.uint64(0, 0)), id: try XCTUnwrap(r.int64(0, 1)))
+    }
+
+    /// Runs SQL on the test's connection; refusals come back as `StoreError`, as from the store.
+    @discardableResult
+    func sql(_ text: String, _ parameters: [String?] = []) throws -> PostgresResult {
+        do {
+            return try store.connection.query(text, parameters)
+        } catch let error as PostgresError {
+            throw StoreError(error)
+        }
+    }
 }
