@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
         // C libraries, found with pkg-config. The shims also hold the few C helpers Swift needs.
@@ -28,7 +29,11 @@ let package = Package(
         // libwebsockets behind a small Swift API: one event loop, HTTP, static files, WebSocket.
         .target(
             name: "LWS",
-            dependencies: ["CLibWebSockets", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "CLibWebSockets",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
         ),
 
         // The live service: tailer, board, subscriptions, fan-out, HTTP API.
@@ -53,7 +58,8 @@ let package = Package(
         ),
 
         .testTarget(name: "InteractionModelTests", dependencies: ["InteractionModel"]),
-        .testTarget(name: "LiveServerTests", dependencies: ["LiveServer", "InteractionModel"]),
+        .testTarget(name: "LiveServerTests", dependencies: ["LiveServer", "InteractionModel", "LWS"]),
+        .testTarget(name: "LWSTests", dependencies: ["LWS"]),
         .testTarget(name: "InteractionStoreTests", dependencies: ["InteractionStore", "InteractionModel", "Simulation"]),
     ],
     swiftLanguageModes: [.v6]

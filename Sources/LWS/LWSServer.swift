@@ -1,10 +1,14 @@
 import CLibWebSockets
 import Foundation
 import Logging
+import Synchronization
 
-// libwebsockets behind a small Swift API. Every lws_* call of the project is in this file.
-// One context, one service thread (the caller of `run()`); from other threads only `post` and
-// `stop` (lws_cancel_service is the one thread-safe lws call).
+// libwebsockets behind a small Swift API. One context, one service thread (the caller of `run()`).
+// From other threads only `post` and `stop` (lws_cancel_service is the one thread-safe lws call).
+//
+// This file owns the context and the C memory it points at (protocols, mounts, strings): all of
+// it is allocated before `lws_create_context` and freed after `lws_context_destroy`. The HTTP
+// exchange is in HTTPExchange.swift, the outgoing queue of a connection in OutgoingQueue.swift.
 
 public struct LWSConfiguration: Sendable {
     public var host = "127.0.0.1"
@@ -17,157 +21,100 @@ public struct LWSConfiguration: Sendable {
     public var callbackPrefixes = ["/api", "/healthz", "/metrics"]
     public var webSocketPaths = ["/live"]
     public var webSocketProtocolName = "sightline.v1"
-    /// Larger request bodies: 413 without calling the delegate.
+    /// Larger request bodies: 413 without reading them.
     public var maxHTTPBodyBytes = 1 << 20
+    /// Bodies of every request together may hold at most this much memory; beyond: 503.
+    public var maxBufferedBodyBytes = 64 << 20
+    /// A request body must arrive within this many seconds of its headers, or the connection closes.
+    public var bodyTimeoutSeconds = 10
     /// Larger incoming WebSocket messages: close 1009.
     public var maxWebSocketMessageBytes = 64 << 10
     /// Bytes that may wait for one WebSocket connection; `send` refuses beyond.
     public var maxOutgoingBytesPerConnection = 4 << 20
+    /// At most this many bytes are written to one connection per writeable callback, so one fast
+    /// reader cannot keep the loop from the others.
+    public var maxBytesPerWrite = 256 << 10
     public var permessageDeflate = false
     /// nil: an Origin must match the Host header (or be absent); else exactly one of these.
     public var allowedOrigins: [String]?
     public var pingIntervalSeconds = 20
     public var hangupAfterSeconds = 45
+    /// Housekeeping tick (`.tick` events; also where a signal is noticed).
     public var tickMilliseconds = 250
+    /// File descriptors kept free for everything but client sockets (database, files, logs).
+    public var reservedDescriptors = 64
     public var tlsCertificatePath: String?
     public var tlsPrivateKeyPath: String?
 
     public init() {}
 }
 
-public struct RequestID: Hashable, Sendable, CustomStringConvertible {
-    let value: UInt64
-    public var description: String { "req-\(value)" }
-}
-
-public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
-    let value: UInt64
-    public var description: String { "ws-\(value)" }
-}
-
-public struct HTTPRequest: Sendable {
-    public let id: RequestID
-    public let method: String
-    public let path: String
-    public let query: String
-    /// Lowercased names.
-    public let headers: [String: String]
-    public let body: [UInt8]
-}
-
-public struct HTTPResponse: Sendable {
-    public var status: Int
-    public var contentType: String
-    public var headers: [(String, String)] = []
-    public var body: [UInt8]
-
-    public init(status: Int, contentType: String, body: [UInt8]) {
-        self.status = status
-        self.contentType = contentType
-        self.body = body
-    }
-
-    public static func json(status: Int, _ text: String) -> HTTPResponse {
-        HTTPResponse(status: status, contentType: "application/json", body: Array(text.utf8))
-    }
-
-    public static func text(status: Int, _ text: String) -> HTTPResponse {
-        HTTPResponse(status: status, contentType: "text/plain; charset=utf-8", body: Array(text.utf8))
-    }
-}
-
-public struct WebSocketUpgrade: Sendable {
-    public let path: String
-    public let query: String
-    public let headers: [String: String]
-}
-
-/// Bytes encoded once and shared by every connection they are sent to. Holds LWS_PRE bytes of
-/// headroom so lws can write the frame header in front without a copy.
-public final class OutgoingMessage: @unchecked Sendable {
-    let storage: UnsafeMutablePointer<UInt8>
-    public let count: Int
-
-    public convenience init(_ text: String) {
-        self.init(bytes: Array(text.utf8))
-    }
-
-    public init(bytes: [UInt8]) {
-        count = bytes.count
-        storage = .allocate(capacity: Int(SIGHTLINE_LWS_PRE) + max(bytes.count, 1))
-        bytes.withUnsafeBufferPointer { src in
-            if let base = src.baseAddress { (storage + Int(SIGHTLINE_LWS_PRE)).update(from: base, count: bytes.count) }
-        }
-    }
-
-    deinit {
-        storage.deallocate()
-    }
-}
-
 /// Called on the loop thread.
 public protocol LWSServerDelegate: AnyObject {
-    /// Must eventually answer with `server.respond(request.id, ...)`, now or later.
-    func server(_ server: LWSServer, didReceive request: HTTPRequest)
-    func server(_ server: LWSServer, didOpen connection: ConnectionID, upgrade: WebSocketUpgrade)
-    func server(_ server: LWSServer, connection: ConnectionID, didReceive text: String)
-    func server(_ server: LWSServer, didClose connection: ConnectionID)
-    func serverTick(_ server: LWSServer)
+    /// The headers of an HTTP request for a callback path have arrived; its body is not read yet.
+    /// Return a response to answer at once without reading the body (refusals), or nil to read
+    /// the body and get `.request` later.
+    func server(_ server: LWSServer, shouldAccept head: HTTPRequestHead) -> HTTPResponse?
+    func server(_ server: LWSServer, handle event: LWSServer.Event)
 }
 
-public final class LWSServer: @unchecked Sendable {
+public final class LWSServer {
+    /// What happens on the loop, in the order it happens.
+    public enum Event: Sendable {
+        /// A complete request. Answer with `respond(request.id, ...)`, now or later.
+        case request(HTTPRequest)
+        case opened(ConnectionID, WebSocketUpgrade)
+        case message(ConnectionID, String)
+        /// The connection is gone (after `close` too); its queue is dropped.
+        case closed(ConnectionID)
+        /// Every `tickMilliseconds`.
+        case tick
+        /// The one-shot timer of `wake(afterMilliseconds:)` fired.
+        case timer
+    }
+
     public enum Error: Swift.Error, CustomStringConvertible {
         case cannotListen(host: String, port: Int)
         case staticRootMissing(String)
+        case tlsFile(path: String, reason: String)
+        case badConfiguration(String)
 
         public var description: String {
             switch self {
             case .cannotListen(let host, let port):
-                return "cannot listen on \(host):\(port): is another server using the port? Choose another with --listen"
+                return "cannot listen on \(host):\(port): the address is in use or not available here; choose another with --listen"
             case .staticRootMissing(let path):
                 return "web folder \(path) not found: pass --web DIR"
+            case .tlsFile(let path, let reason):
+                return "cannot use TLS file \(path): \(reason); check --tls-cert and --tls-key"
+            case .badConfiguration(let what):
+                return "bad server configuration: \(what)"
             }
         }
     }
 
     /// One WebSocket connection (lifetime: ESTABLISHED to CLOSED).
-    private struct Connection {
+    struct Connection {
         let wsi: OpaquePointer
-        var queue: [OutgoingMessage] = []
-        var queueHead = 0
-        var queuedBytes = 0
-        /// Bytes of the first queued message already written (large messages go out in fragments).
-        var offset = 0
+        var queue: OutgoingQueue
         var receiving: [UInt8] = []
         var closing: (code: UInt16, reason: String)?
     }
 
-    /// One HTTP transaction (lifetime: LWS_CALLBACK_HTTP to the response's last byte).
-    private struct Exchange {
-        let wsi: OpaquePointer
-        var method = "GET"
-        var path = ""
-        var query = ""
-        var headers: [String: String] = [:]
-        var body: [UInt8] = []
-        var tooLarge = false
-        var response: HTTPResponse?
-        var headersSent = false
-        var sentBytes = 0
-    }
-
     public let configuration: LWSConfiguration
     public weak var delegate: LWSServerDelegate?
-    private let logger: Logger
+    let logger: Logger
 
     private var context: OpaquePointer?
-    private var nextID: UInt64 = 0
+    private var loopThread: pthread_t?
+    var nextID: UInt64 = 0
     private var connections: [UInt64: Connection] = [:]
-    private var exchanges: [UInt64: Exchange] = [:]
-    private let postLock = NSLock()
-    private var posted: [@Sendable () -> Void] = []
-    private var stopRequested = false
+    var exchanges: [UInt64: HTTPExchange] = [:]
+    var bufferedBodyBytes = 0
     private var closingDeadline: Date?
+
+    /// The one part other threads may use: `post` and `stop`.
+    public let mailbox = LWSMailbox()
 
     // C memory that lives as long as the context.
     private var cStrings: [UnsafeMutablePointer<CChar>] = []
@@ -176,12 +123,23 @@ public final class LWSServer: @unchecked Sendable {
     private var mimeTypes: [UnsafeMutablePointer<lws_protocol_vhost_options>] = []
     private var extensions: UnsafeMutablePointer<lws_extension>?
     private var retry: UnsafeMutablePointer<lws_retry_bo_t>?
-    private var timer: UnsafeMutablePointer<sightline_timer>?
+    private var tickTimer: UnsafeMutablePointer<sightline_timer>?
+    private var wakeTimer: UnsafeMutablePointer<sightline_timer>?
     private static let fragmentBytes = 32 * 1024
     /// Loop-thread scratch space for one fragment with headroom.
     private let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: Int(SIGHTLINE_LWS_PRE) + fragmentBytes)
 
-    public init(configuration: LWSConfiguration, logger: Logger) {
+    public init(configuration: LWSConfiguration, logger: Logger) throws {
+        guard configuration.maxOutgoingBytesPerConnection >= 64 << 10 else {
+            throw Error.badConfiguration("maxOutgoingBytesPerConnection must be at least 65536")
+        }
+        guard configuration.maxHTTPBodyBytes >= 1024, configuration.maxBufferedBodyBytes >= configuration.maxHTTPBodyBytes else {
+            throw Error.badConfiguration("body limits must be at least 1024 bytes, the total at least one body")
+        }
+        guard configuration.bodyTimeoutSeconds >= 1, configuration.tickMilliseconds >= 10,
+              configuration.maxBytesPerWrite >= Self.fragmentBytes, configuration.maxWebSocketMessageBytes >= 1024 else {
+            throw Error.badConfiguration("body timeout >= 1 s, tick >= 10 ms, bytes per write >= 32 KiB, message limit >= 1 KiB")
+        }
         self.configuration = configuration
         self.logger = logger
     }
@@ -194,13 +152,30 @@ public final class LWSServer: @unchecked Sendable {
     public var connectionCount: Int { connections.count }
     public private(set) var boundPort = 0
 
+    /// Whether `run()` is serving (before it starts, everything happens on one thread anyway).
+    public var isRunning: Bool { loopThread != nil }
+
+    /// True on the thread running `run()`.
+    public var isOnLoop: Bool {
+        guard let loopThread else { return false }
+        return pthread_equal(loopThread, pthread_self()) != 0
+    }
+
     // MARK: Running
 
-    /// Serves until `stop()`. Throws when it cannot listen.
-    public func run() throws {
+    /// Serves until `stop()` or SIGINT/SIGTERM (after `stopOnSignals()`). Calls `listening` once
+    /// the port is bound, and `beforeDestroy` after the loop ended but while the context exists
+    /// (stop threads that post to it there). Throws when it cannot start.
+    public func run(listening: () -> Void = {}, beforeDestroy: () -> Void = {}) throws {
         if let root = configuration.staticRoot, !FileManager.default.fileExists(atPath: root + "/index.html") {
             throw Error.staticRootMissing(root)
         }
+        for path in [configuration.tlsCertificatePath, configuration.tlsPrivateKeyPath].compactMap({ $0 }) {
+            guard FileManager.default.isReadableFile(atPath: path) else {
+                throw Error.tlsFile(path: path, reason: FileManager.default.fileExists(atPath: path) ? "not readable" : "no such file")
+            }
+        }
+        loopThread = pthread_self()
         lws_set_log_level(Int32(LLL_ERR), nil)
         var info = lws_context_creation_info()
         info.port = Int32(configuration.port)
@@ -210,6 +185,10 @@ public final class LWSServer: @unchecked Sendable {
         info.user = Unmanaged.passUnretained(self).toOpaque()
         info.options = UInt64(LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE)
             | UInt64(LWS_SERVER_OPTION_VALIDATE_UTF8)
+        // lws stops accepting when its table is full (it modulates the listen socket), which it
+        // can do only if the table is smaller than what the process may open: otherwise accept()
+        // fails with EMFILE on a listen socket that stays readable, and the loop spins.
+        info.fd_limit_per_thread = UInt32(Self.descriptorBudget(reserved: configuration.reservedDescriptors))
         if let cert = configuration.tlsCertificatePath, let key = configuration.tlsPrivateKeyPath {
             info.options |= UInt64(LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT)
             info.ssl_cert_filepath = UnsafePointer(cString(cert))
@@ -235,112 +214,129 @@ public final class LWSServer: @unchecked Sendable {
             throw Error.cannotListen(host: configuration.host, port: configuration.port)
         }
         context = ctx
+        mailbox.attach(ctx)
         boundPort = configuration.port
-        let t = UnsafeMutablePointer<sightline_timer>.allocate(capacity: 1)
-        t.initialize(to: sightline_timer())
-        t.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
-        timer = t
+        tickTimer = makeTimer()
+        wakeTimer = makeTimer()
         scheduleTick()
+        listening()
 
-        while true {
-            if lws_service(ctx, 0) < 0 { break }
+        while lws_service(ctx, 0) >= 0 {
             if let deadline = closingDeadline, connections.isEmpty || Date() > deadline { break }
         }
+        beforeDestroy()
+        mailbox.detach()
         lws_context_destroy(ctx)
         context = nil
         connections.removeAll()
         exchanges.removeAll()
         freeCMemory()
+        loopThread = nil
     }
 
-    /// Thread-safe: closes WebSocket clients with 1001, then `run()` returns.
+    /// How many client sockets lws may hold: the process's descriptor limit (raised to its hard
+    /// limit) less `reserved`.
+    static func descriptorBudget(reserved: Int) -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = min(limit.rlim_max, 1 << 20)
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return max(16, Int(min(limit.rlim_cur, 1 << 20)) - reserved)
+    }
+
+    /// Closes WebSocket clients with 1001, then `run()` returns. (Other threads: `mailbox.requestStop()`.)
     public func stop() {
-        post { [self] in
-            guard closingDeadline == nil else { return }
-            closingDeadline = Date(timeIntervalSinceNow: 2)
-            for id in connections.keys { closeConnection(id, code: 1001, reason: "server shutting down") }
-        }
+        mailbox.requestStop()
     }
 
-    /// Thread-safe: runs `work` on the loop thread soon.
+    private func beginClosing() {
+        guard closingDeadline == nil else { return }
+        closingDeadline = Date(timeIntervalSinceNow: 2)
+        for id in connections.keys { closeConnection(id, code: 1001, reason: "server shutting down") }
+        if connections.isEmpty, let context { lws_cancel_service(context) }
+    }
+
+    /// Runs `work` on the loop thread soon. (Other threads: `mailbox.post`.)
     public func post(_ work: @escaping @Sendable () -> Void) {
-        postLock.withLock { posted.append(work) }
-        if let context { lws_cancel_service(context) }
+        mailbox.post(work)
     }
 
-    /// Stops the server on SIGINT and SIGTERM (the handler only sets a flag and wakes the loop).
+    /// Stops the server on SIGINT and SIGTERM. The handler only sets a flag; the loop notices it
+    /// on its next tick.
     public func stopOnSignals() {
-        signalTarget = Unmanaged.passUnretained(self).toOpaque()
         for sig in [SIGINT, SIGTERM] {
-            signal(sig) { _ in
-                signalReceived = 1
-                if let target = signalTarget,
-                   let context = Unmanaged<LWSServer>.fromOpaque(target).takeUnretainedValue().context {
-                    lws_cancel_service(context)
-                }
-            }
+            signal(sig) { _ in signalReceived = 1 }
         }
     }
 
-    fileprivate func drainPosted() {
-        if signalReceived != 0, closingDeadline == nil {
-            logger.notice("signal received: closing connections and stopping")
-            closingDeadline = Date(timeIntervalSinceNow: 2)
-            for id in connections.keys { closeConnection(id, code: 1001, reason: "server shutting down") }
-        }
-        let work = postLock.withLock { () -> [@Sendable () -> Void] in
-            let w = posted
-            posted = []
-            return w
-        }
+    private func drainPosted() {
+        let (work, stop) = mailbox.take()
+        if stop { beginClosing() }
         for w in work { w() }
     }
 
     fileprivate func tick() {
-        delegate?.serverTick(self)
+        if signalReceived != 0, closingDeadline == nil {
+            logger.notice("signal received: closing connections and stopping")
+            beginClosing()
+        }
+        delegate?.server(self, handle: .tick)
         scheduleTick()
     }
 
+    fileprivate func timerFired() {
+        delegate?.server(self, handle: .timer)
+    }
+
+    /// Arms the one-shot timer (re-arming replaces the earlier time): `.timer` after `ms`.
+    public func wake(afterMilliseconds ms: Int) {
+        guard let context, let wakeTimer else { return }
+        lws_sul_schedule(context, 0, &wakeTimer.pointee.sul, { sul in
+            guard let sul, let owner = sightline_timer_owner(sul) else { return }
+            Unmanaged<LWSServer>.fromOpaque(owner).takeUnretainedValue().timerFired()
+        }, lws_usec_t(max(ms, 0)) * 1000)
+    }
+
     private func scheduleTick() {
-        guard let context, let timer else { return }
-        lws_sul_schedule(context, 0, &timer.pointee.sul, { sul in
+        guard let context, let tickTimer else { return }
+        lws_sul_schedule(context, 0, &tickTimer.pointee.sul, { sul in
             guard let sul, let owner = sightline_timer_owner(sul) else { return }
             Unmanaged<LWSServer>.fromOpaque(owner).takeUnretainedValue().tick()
         }, lws_usec_t(configuration.tickMilliseconds) * 1000)
     }
 
+    private func makeTimer() -> UnsafeMutablePointer<sightline_timer> {
+        let t = UnsafeMutablePointer<sightline_timer>.allocate(capacity: 1)
+        t.initialize(to: sightline_timer())
+        t.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
+        return t
+    }
+
     // MARK: Sending (loop thread)
 
     /// Queues `message` for `connection`; false (nothing queued) when that would exceed the
-    /// connection's bound (unless nothing else waits), or the connection is gone.
+    /// connection's bound, or the connection is gone or closing.
     @discardableResult
     public func send(_ connection: ConnectionID, _ message: OutgoingMessage) -> Bool {
         guard var c = connections[connection.value], c.closing == nil else { return false }
-        // One message always fits in an empty queue (a large snapshot must be sendable).
-        guard c.queuedBytes == 0 || c.queuedBytes + message.count <= configuration.maxOutgoingBytesPerConnection else {
-            return false
-        }
-        c.queue.append(message)
-        c.queuedBytes += message.count
+        guard c.queue.push(message) else { return false }
         let wsi = c.wsi
+        let wasEmpty = c.queue.count == 1
         connections[connection.value] = c
-        lws_callback_on_writable(wsi)
+        if wasEmpty { lws_callback_on_writable(wsi) }
         return true
     }
 
     public func queuedBytes(_ connection: ConnectionID) -> Int {
-        connections[connection.value]?.queuedBytes ?? 0
+        connections[connection.value]?.queue.queuedBytes ?? 0
     }
 
-    /// Drops what waits for `connection` (lws finishes a frame it already started).
+    /// Drops what waits for `connection` (a message already started is finished).
     public func discardQueued(_ connection: ConnectionID) {
-        guard var c = connections[connection.value] else { return }
-        // A message already partly written must be finished, or the stream breaks.
-        let partial = c.offset > 0 && c.queueHead < c.queue.count ? c.queue[c.queueHead] : nil
-        c.queue = partial.map { [$0] } ?? []
-        c.queueHead = 0
-        c.queuedBytes = partial?.count ?? 0
-        connections[connection.value] = c
+        connections[connection.value]?.queue.discardUnstarted()
     }
 
     public func close(_ connection: ConnectionID, code: UInt16, reason: String) {
@@ -349,16 +345,12 @@ public final class LWSServer: @unchecked Sendable {
 
     private func closeConnection(_ id: UInt64, code: UInt16, reason: String) {
         guard var c = connections[id], c.closing == nil else { return }
-        c.closing = (code, String(reason.utf8.prefix(120)) ?? "")
+        // A close reason is at most 123 bytes; cut at a character boundary.
+        var cut = ""
+        for ch in reason where cut.utf8.count + String(ch).utf8.count <= 120 { cut.append(ch) }
+        c.closing = (code, cut)
         connections[id] = c
         lws_callback_on_writable(c.wsi)
-    }
-
-    public func respond(_ id: RequestID, _ response: HTTPResponse) {
-        guard var e = exchanges[id.value], e.response == nil else { return }
-        e.response = response
-        exchanges[id.value] = e
-        lws_callback_on_writable(e.wsi)
     }
 
     // MARK: The callback
@@ -379,27 +371,22 @@ public final class LWSServer: @unchecked Sendable {
 
         case LWS_CALLBACK_ESTABLISHED:
             guard let wsi, let slot else { return -1 }
+            guard let queue = try? OutgoingQueue(byteLimit: configuration.maxOutgoingBytesPerConnection) else { return -1 }
             nextID += 1
             slot.pointee = nextID
-            connections[nextID] = Connection(wsi: wsi)
+            connections[nextID] = Connection(wsi: wsi, queue: queue)
             let upgrade = WebSocketUpgrade(path: header(wsi, WSI_TOKEN_GET_URI), query: query(wsi), headers: headers(wsi))
-            delegate?.server(self, didOpen: ConnectionID(value: nextID), upgrade: upgrade)
+            delegate?.server(self, handle: .opened(ConnectionID(nextID), upgrade))
             return 0
 
         case LWS_CALLBACK_RECEIVE:
             guard let wsi, let slot, var c = connections[slot.pointee] else { return -1 }
             if lws_frame_is_binary(wsi) != 0 {
-                lws_close_reason(wsi, lws_close_status(rawValue: 4400), reasonBytes("bad message: binary frames are not accepted"), 43)
-                return -1
+                return refuse(wsi, slot, code: lws_close_status(rawValue: 4400), "bad message: binary frames are not accepted")
             }
             if c.receiving.count + length > configuration.maxWebSocketMessageBytes {
-                let text = Array("message too big (limit \(configuration.maxWebSocketMessageBytes) bytes)".utf8)
-                var copy = text
-                lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, &copy, text.count)
-                connections[slot.pointee] = nil
-                delegate?.server(self, didClose: ConnectionID(value: slot.pointee))
-                slot.pointee = 0
-                return -1
+                return refuse(wsi, slot, code: LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                              "message too big (limit \(configuration.maxWebSocketMessageBytes) bytes)")
             }
             if let input, length > 0 {
                 c.receiving.append(contentsOf: UnsafeRawBufferPointer(start: input, count: length))
@@ -409,56 +396,17 @@ public final class LWSServer: @unchecked Sendable {
             if complete { c.receiving = [] }
             connections[slot.pointee] = c
             if let message {
-                delegate?.server(self, connection: ConnectionID(value: slot.pointee), didReceive: String(decoding: message, as: UTF8.self))
+                delegate?.server(self, handle: .message(ConnectionID(slot.pointee), String(decoding: message, as: UTF8.self)))
             }
             return 0
 
         case LWS_CALLBACK_SERVER_WRITEABLE:
-            guard let wsi, let slot, var c = connections[slot.pointee] else { return -1 }
-            if let closing = c.closing, c.offset == 0, c.queueHead >= c.queue.count || closing.code == 1001 || closing.code >= 4000 {
-                var bytes = Array(closing.reason.utf8)
-                lws_close_reason(wsi, lws_close_status(rawValue: UInt32(closing.code)), &bytes, bytes.count)
-                return -1
-            }
-            guard c.queueHead < c.queue.count else { return 0 }
-            let message = c.queue[c.queueHead]
-            // Large messages go out a fragment per writeable callback, so lws never has to copy
-            // a remainder it could not send; fragments are copied to a scratch buffer because
-            // lws writes the frame header into the headroom, and the message is shared.
-            let start = c.offset
-            let n = min(Self.fragmentBytes, message.count - start)
-            let last = start + n == message.count
-            let flags = lws_write_ws_flags(Int32(LWS_WRITE_TEXT.rawValue), start == 0 ? 1 : 0, last ? 1 : 0)
-            let written: Int32
-            if start == 0 && last {
-                written = lws_write(wsi, message.storage + Int(SIGHTLINE_LWS_PRE), n, lws_write_protocol(UInt32(flags)))
-            } else {
-                (scratch + Int(SIGHTLINE_LWS_PRE)).update(from: message.storage + Int(SIGHTLINE_LWS_PRE) + start, count: n)
-                written = lws_write(wsi, scratch + Int(SIGHTLINE_LWS_PRE), n, lws_write_protocol(UInt32(flags)))
-            }
-            if written < n { return -1 }
-            if last {
-                c.offset = 0
-                c.queueHead += 1
-                c.queuedBytes -= message.count
-                if c.queueHead == c.queue.count {
-                    c.queue.removeAll(keepingCapacity: true)
-                    c.queueHead = 0
-                } else if c.queueHead > 64 {
-                    c.queue.removeFirst(c.queueHead)
-                    c.queueHead = 0
-                }
-            } else {
-                c.offset = start + n
-            }
-            let more = !c.queue.isEmpty || c.closing != nil
-            connections[slot.pointee] = c
-            if more { lws_callback_on_writable(wsi) }
-            return 0
+            guard let wsi, let slot, connections[slot.pointee] != nil else { return -1 }
+            return writeQueued(wsi, slot.pointee)
 
         case LWS_CALLBACK_CLOSED:
             if let slot, slot.pointee != 0, connections.removeValue(forKey: slot.pointee) != nil {
-                delegate?.server(self, didClose: ConnectionID(value: slot.pointee))
+                delegate?.server(self, handle: .closed(ConnectionID(slot.pointee)))
                 slot.pointee = 0
             }
             return 0
@@ -468,31 +416,19 @@ public final class LWSServer: @unchecked Sendable {
             return startExchange(wsi, slot)
 
         case LWS_CALLBACK_HTTP_BODY:
-            guard let slot, var e = exchanges[slot.pointee] else { return 0 }
-            if e.body.count + length > configuration.maxHTTPBodyBytes {
-                e.tooLarge = true
-                e.body = []
-            } else if let input, length > 0, !e.tooLarge {
-                e.body.append(contentsOf: UnsafeRawBufferPointer(start: input, count: length))
-            }
-            exchanges[slot.pointee] = e
-            return 0
+            guard let slot else { return 0 }
+            return receiveBody(slot.pointee, input, length)
 
         case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-            guard let slot, let e = exchanges[slot.pointee] else { return 0 }
-            if e.tooLarge {
-                respond(RequestID(value: slot.pointee), tooLarge)
-            } else {
-                dispatch(slot.pointee)
-            }
-            return 0
+            guard let slot else { return 0 }
+            return bodyComplete(slot.pointee)
 
         case LWS_CALLBACK_HTTP_WRITEABLE:
             guard let wsi, let slot, exchanges[slot.pointee] != nil else { return 0 }
             return writeResponse(wsi, slot)
 
         case LWS_CALLBACK_CLOSED_HTTP:
-            if let slot, slot.pointee != 0 { exchanges[slot.pointee] = nil }
+            if let slot, slot.pointee != 0 { endExchange(slot.pointee) }
             return 0
 
         default:
@@ -500,131 +436,83 @@ public final class LWSServer: @unchecked Sendable {
         }
     }
 
-    private var tooLarge: HTTPResponse {
-        .json(status: 413, "{\"error\":{\"code\":\"body_too_large\",\"message\":\"the body is larger than \(configuration.maxHTTPBodyBytes) bytes\"}}")
-    }
-
-    private func startExchange(_ wsi: OpaquePointer, _ slot: UnsafeMutablePointer<UInt64>) -> Int32 {
-        let methods: [(lws_token_indexes, String)] = [
-            (WSI_TOKEN_GET_URI, "GET"), (WSI_TOKEN_POST_URI, "POST"), (WSI_TOKEN_PUT_URI, "PUT"),
-            (WSI_TOKEN_DELETE_URI, "DELETE"), (WSI_TOKEN_PATCH_URI, "PATCH"), (WSI_TOKEN_OPTIONS_URI, "OPTIONS"),
-            (WSI_TOKEN_HEAD_URI, "HEAD"),
-        ]
-        var method = "GET", path = ""
-        for (token, name) in methods where lws_hdr_total_length(wsi, token) > 0 {
-            method = name
-            path = header(wsi, token)
-            break
+    /// Closes a WebSocket at once with `code` and `reason`, telling the delegate.
+    private func refuse(_ wsi: OpaquePointer, _ slot: UnsafeMutablePointer<UInt64>, code: lws_close_status, _ reason: String) -> Int32 {
+        var bytes = Array(reason.utf8.prefix(120))
+        lws_close_reason(wsi, code, &bytes, bytes.count)
+        if connections.removeValue(forKey: slot.pointee) != nil {
+            delegate?.server(self, handle: .closed(ConnectionID(slot.pointee)))
         }
-        nextID += 1
-        slot.pointee = nextID
-        var e = Exchange(wsi: wsi)
-        e.method = method
-        e.path = path
-        e.query = query(wsi)
-        e.headers = headers(wsi)
-        exchanges[nextID] = e
-        let id = RequestID(value: nextID)
-        // Aliases are answered here (a mount would redirect to "/alias/" and drop the query).
-        if let file = configuration.staticAliases[path], let root = configuration.staticRoot, method == "GET" || method == "HEAD" {
-            if let data = FileManager.default.contents(atPath: root + "/" + file) {
-                respond(id, HTTPResponse(status: 200, contentType: "text/html; charset=utf-8", body: Array(data)))
-            } else {
-                respond(id, .json(status: 404, "{\"error\":{\"code\":\"not_found\",\"message\":\"no such file\"}}"))
-            }
-            return 0
-        }
-        guard configuration.callbackPrefixes.contains(where: { path == $0 || path.hasPrefix($0 + "/") }) else {
-            // A static file that is not there falls through to here.
-            respond(id, .json(status: 404, "{\"error\":{\"code\":\"not_found\",\"message\":\"no such file\"}}"))
-            return 0
-        }
-        if let length = e.headers["content-length"].flatMap(Int.init), length > configuration.maxHTTPBodyBytes {
-            respond(id, tooLarge)
-            return 0
-        }
-        let hasBody = (e.headers["content-length"].flatMap(Int.init) ?? 0) > 0 || e.headers["transfer-encoding"] != nil
-        if !hasBody { dispatch(nextID) }
-        return 0
-    }
-
-    private func dispatch(_ id: UInt64) {
-        guard let e = exchanges[id] else { return }
-        let request = HTTPRequest(id: RequestID(value: id), method: e.method, path: e.path, query: e.query,
-                                  headers: e.headers, body: e.body)
-        if let delegate {
-            delegate.server(self, didReceive: request)
-        } else {
-            respond(request.id, .text(status: 503, "not ready"))
-        }
-    }
-
-    private func writeResponse(_ wsi: OpaquePointer, _ slot: UnsafeMutablePointer<UInt64>) -> Int32 {
-        guard var e = exchanges[slot.pointee], let response = e.response else { return 0 }
-        let chunk = 16 * 1024
-        let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: Int(SIGHTLINE_LWS_PRE) + chunk + 2048)
-        defer { buffer.deallocate() }
-        let start = buffer + Int(SIGHTLINE_LWS_PRE)
-        if !e.headersSent {
-            var p: UnsafeMutablePointer<UInt8>? = start
-            let end = start + chunk + 2047
-            if lws_add_http_common_headers(wsi, UInt32(response.status), response.contentType,
-                                           lws_filepos_t(response.body.count), &p, end) != 0 { return -1 }
-            var extra = response.headers
-            extra.append(("cache-control", "no-store"))
-            for (name, value) in extra {
-                let n = name.lowercased() + ":"
-                if lws_add_http_header_by_name(wsi, n, value, Int32(value.utf8.count), &p, end) != 0 { return -1 }
-            }
-            if lws_finalize_write_http_header(wsi, start, &p, end) != 0 { return -1 }
-            e.headersSent = true
-            exchanges[slot.pointee] = e
-            if !response.body.isEmpty {
-                lws_callback_on_writable(wsi)
-                return 0
-            }
-        } else {
-            let remaining = response.body.count - e.sentBytes
-            let n = min(chunk, remaining)
-            response.body.withUnsafeBufferPointer { src in
-                start.update(from: src.baseAddress! + e.sentBytes, count: n)
-            }
-            let final = n == remaining
-            if lws_write(wsi, start, n, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != n { return -1 }
-            e.sentBytes += n
-            exchanges[slot.pointee] = e
-            if !final {
-                lws_callback_on_writable(wsi)
-                return 0
-            }
-        }
-        exchanges[slot.pointee] = nil
         slot.pointee = 0
-        return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
+        return -1
+    }
+
+    /// Writes queued messages while the socket takes them (up to `maxBytesPerWrite`), then asks
+    /// for another callback if anything is left.
+    private func writeQueued(_ wsi: OpaquePointer, _ id: UInt64) -> Int32 {
+        guard var c = connections[id] else { return -1 }
+        var budget = configuration.maxBytesPerWrite
+        while budget > 0, let (message, offset) = c.queue.head {
+            // Large messages go out in fragments, so lws never has to copy a remainder it could
+            // not send; fragments are copied to scratch space because lws writes the frame header
+            // into the headroom in front of them, and the message is shared.
+            let n = min(Self.fragmentBytes, message.count - offset)
+            let first = offset == 0, last = offset + n == message.count
+            let flags = lws_write_ws_flags(Int32(LWS_WRITE_TEXT.rawValue), first ? 1 : 0, last ? 1 : 0)
+            let written: Int32
+            if first && last {
+                written = lws_write(wsi, message.payload, n, lws_write_protocol(UInt32(flags)))
+            } else {
+                (scratch + Int(SIGHTLINE_LWS_PRE)).update(from: message.payload + offset, count: n)
+                written = lws_write(wsi, scratch + Int(SIGHTLINE_LWS_PRE), n, lws_write_protocol(UInt32(flags)))
+            }
+            if written < n {
+                connections[id] = c
+                return -1
+            }
+            c.queue.wrote(n)
+            budget -= n
+            if lws_send_pipe_choked(wsi) != 0 { break }
+        }
+        if let closing = c.closing, c.queue.offset == 0, c.queue.isEmpty || closing.code == 1001 || closing.code >= 4000 {
+            var bytes = Array(closing.reason.utf8)
+            lws_close_reason(wsi, lws_close_status(rawValue: UInt32(closing.code)), &bytes, bytes.count)
+            connections[id] = c
+            return -1
+        }
+        let more = !c.queue.isEmpty || c.closing != nil
+        connections[id] = c
+        if more { lws_callback_on_writable(wsi) }
+        return 0
     }
 
     // MARK: Headers
 
-    private func header(_ wsi: OpaquePointer, _ token: lws_token_indexes) -> String {
+    func header(_ wsi: OpaquePointer, _ token: lws_token_indexes) -> String {
         let length = Int(lws_hdr_total_length(wsi, token))
         guard length > 0 else { return "" }
         var buffer = [CChar](repeating: 0, count: length + 1)
         guard lws_hdr_copy(wsi, &buffer, Int32(length + 1), token) >= 0 else { return "" }
-        return String(cString: buffer)
+        return cText(buffer)
     }
 
-    private func query(_ wsi: OpaquePointer) -> String {
-        var parts: [String] = []
-        var buffer = [CChar](repeating: 0, count: 4096)
+    /// The query's pairs as lws decoded them (one fragment per pair; see QueryItems).
+    func query(_ wsi: OpaquePointer) -> QueryItems {
+        let total = Int(lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS))
+        guard total > 0 else { return QueryItems() }
+        var fragments: [String] = []
+        var buffer = [CChar](repeating: 0, count: total + 1)
         var index: Int32 = 0
-        while lws_hdr_copy_fragment(wsi, &buffer, Int32(buffer.count), WSI_TOKEN_HTTP_URI_ARGS, index) > 0 {
-            parts.append(String(cString: buffer))
+        while index < 256 {
+            let n = lws_hdr_copy_fragment(wsi, &buffer, Int32(buffer.count), WSI_TOKEN_HTTP_URI_ARGS, index)
+            if n < 0 { break }
+            fragments.append(cText(buffer))
             index += 1
         }
-        return parts.joined(separator: "&")
+        return QueryItems(fragments: fragments)
     }
 
-    private func headers(_ wsi: OpaquePointer) -> [String: String] {
+    func headers(_ wsi: OpaquePointer) -> [String: String] {
         let wanted: [(String, lws_token_indexes)] = [
             ("host", WSI_TOKEN_HOST), ("origin", WSI_TOKEN_ORIGIN), ("authorization", WSI_TOKEN_HTTP_AUTHORIZATION),
             ("content-type", WSI_TOKEN_HTTP_CONTENT_TYPE), ("content-length", WSI_TOKEN_HTTP_CONTENT_LENGTH),
@@ -639,6 +527,12 @@ public final class LWSServer: @unchecked Sendable {
         return out
     }
 
+    func peer(_ wsi: OpaquePointer) -> String {
+        var buffer = [CChar](repeating: 0, count: 64)
+        _ = lws_get_peer_simple(wsi, &buffer, buffer.count)
+        return cText(buffer)
+    }
+
     private func originAllowed(_ wsi: OpaquePointer) -> Bool {
         let origin = header(wsi, WSI_TOKEN_ORIGIN)
         if let allowed = configuration.allowedOrigins { return allowed.contains(origin) }
@@ -649,14 +543,10 @@ public final class LWSServer: @unchecked Sendable {
 
     // MARK: C memory
 
-    private func cString(_ s: String) -> UnsafeMutablePointer<CChar> {
+    func cString(_ s: String) -> UnsafeMutablePointer<CChar> {
         let p = strdup(s)!
         cStrings.append(p)
         return p
-    }
-
-    private func reasonBytes(_ s: String) -> UnsafeMutablePointer<UInt8> {
-        UnsafeMutableRawPointer(cString(s)).assumingMemoryBound(to: UInt8.self)
     }
 
     private func makeProtocols() -> UnsafeMutablePointer<lws_protocols> {
@@ -726,14 +616,98 @@ public final class LWSServer: @unchecked Sendable {
         extensions = nil
         retry?.deallocate()
         retry = nil
-        timer?.deallocate()
-        timer = nil
+        tickTimer?.deallocate()
+        tickTimer = nil
+        wakeTimer?.deallocate()
+        wakeTimer = nil
     }
+}
+
+/// What other threads hand to the loop: work to run on it, and a request to stop. Posting wakes
+/// the loop with lws_cancel_service (the one thread-safe lws call); work posted before the loop
+/// starts waits for it, work posted after it ended is dropped.
+public final class LWSMailbox: Sendable {
+    private struct State: ~Copyable {
+        var work: [@Sendable () -> Void] = []
+        /// The context's address while it can be woken; 0 before and after.
+        var context: UInt = 0
+        var stopRequested = false
+        /// The loop has ended: work is dropped.
+        var ended = false
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Runs `work` on the loop thread soon.
+    public func post(_ work: @escaping @Sendable () -> Void) {
+        state.withLock { s in
+            guard !s.ended else { return }
+            s.work.append(work)
+            if s.context != 0 { lws_cancel_service(OpaquePointer(bitPattern: s.context)) }
+        }
+    }
+
+    /// Closes WebSocket clients with 1001, then the loop ends.
+    public func requestStop() {
+        state.withLock { s in
+            s.stopRequested = true
+            if s.context != 0 { lws_cancel_service(OpaquePointer(bitPattern: s.context)) }
+        }
+    }
+
+    func attach(_ context: OpaquePointer) {
+        state.withLock { s in
+            s.context = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(context)))
+            if s.stopRequested || !s.work.isEmpty { lws_cancel_service(context) }
+        }
+    }
+
+    func detach() {
+        state.withLock { s in
+            s.context = 0
+            s.ended = true
+            s.work = []
+        }
+    }
+
+    func take() -> (work: [@Sendable () -> Void], stop: Bool) {
+        state.withLock { s in
+            let w = s.work
+            s.work = []
+            return (w, s.stopRequested)
+        }
+    }
+}
+
+/// Hands a loop-only value to another thread and back: reading `value` anywhere but on the loop
+/// thread is a programming error that stops the process (the pattern of swift-nio's NIOLoopBound).
+public struct LoopBound<Value>: @unchecked Sendable {
+    private let wrapped: Value
+    private let server: LWSServer
+
+    /// Call on the loop thread.
+    public init(_ value: Value, server: LWSServer) {
+        precondition(server.isOnLoop || !server.isRunning, "LoopBound made off the loop thread")
+        wrapped = value
+        self.server = server
+    }
+
+    public var value: Value {
+        precondition(server.isOnLoop || !server.isRunning, "LoopBound read off the loop thread")
+        return wrapped
+    }
+}
+
+/// The text of a NUL-terminated C buffer (invalid UTF-8 repaired).
+private func cText(_ buffer: [CChar]) -> String {
+    let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+    return String(decoding: bytes, as: UTF8.self)
 }
 
 // Written by the signal handler, read on the loop thread.
 nonisolated(unsafe) private var signalReceived: sig_atomic_t = 0
-nonisolated(unsafe) private var signalTarget: UnsafeMutableRawPointer?
 
 /// The one lws callback: recovers the server from the context's user pointer.
 private func lwsCallback(_ wsi: OpaquePointer?, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?,

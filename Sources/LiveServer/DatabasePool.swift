@@ -6,7 +6,7 @@ import Logging
 /// Connections for work that can block on the database (ingest, paths, history), each on its
 /// own serial queue, so the event loop never waits for PostgreSQL.
 final class DatabasePool: @unchecked Sendable {
-    private final class Worker: @unchecked Sendable {
+    fileprivate final class Worker: @unchecked Sendable {
         let queue: DispatchQueue
         var store: InteractionStore?   // touched only on `queue`
         var pending = 0                // guarded by the pool's lock
@@ -19,7 +19,7 @@ final class DatabasePool: @unchecked Sendable {
 
     private let conninfo: String
     private let logger: Logger
-    private let workers: [Worker]
+    fileprivate let workers: [Worker]
     private let lock = NSLock()
     /// Jobs queued beyond this are refused (503) rather than piling up.
     let maxPending: Int
@@ -72,6 +72,13 @@ final class DatabasePool: @unchecked Sendable {
             done(result)
         }
         return true
+    }
+}
+
+extension DatabasePool {
+    /// Waits until every job submitted so far has finished (shutdown).
+    func drain() {
+        for worker in workers { worker.queue.sync {} }
     }
 }
 

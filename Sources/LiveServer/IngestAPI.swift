@@ -1,6 +1,7 @@
 import Foundation
 import InteractionModel
 import InteractionStore
+import LWS
 
 /// An HTTP-level failure: status, a short code and a message that says what to do.
 struct APIError: Error, Sendable {
@@ -12,6 +13,11 @@ struct APIError: Error, Sendable {
     var index: Int?
 
     static func badRequest(_ message: String) -> APIError { APIError(status: 400, code: "bad_request", message: message) }
+
+    static let unauthorized = APIError(status: 401, code: "unauthorized", message: "a valid token is required",
+                                       hint: "send Authorization: Bearer TOKEN")
+
+    var response: HTTPResponse { .json(status: status, json) }
 
     init(status: Int, code: String, message: String, hint: String? = nil, sqlState: String? = nil, index: Int? = nil) {
         self.status = status

@@ -1,6 +1,7 @@
 import Foundation
 import InteractionModel
 import InteractionStore
+import LWS
 
 /// Builds JSON text directly: the hot path (one delta, encoded once, shared by every client)
 /// stays free of reflection and of per-client work.
@@ -11,22 +12,7 @@ struct JSONWriter {
 
     mutating func raw(_ s: String) { text += s }
 
-    mutating func string(_ s: String) {
-        text += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": text += "\\\""
-            case "\\": text += "\\\\"
-            case "\n": text += "\\n"
-            case "\r": text += "\\r"
-            case "\t": text += "\\t"
-            case _ where scalar.value < 0x20:
-                text += String(format: "\\u%04x", scalar.value)
-            default: text.unicodeScalars.append(scalar)
-            }
-        }
-        text += "\""
-    }
+    mutating func string(_ s: String) { text += jsonString(s) }
 
     mutating func optional(_ s: String?) {
         if let s { string(s) } else { text += "null" }

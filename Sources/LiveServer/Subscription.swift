@@ -2,7 +2,7 @@ import Foundation
 import InteractionModel
 
 /// One dashboard connection's protocol (docs/protocol.md) as a value: events in, actions out.
-/// No sockets here; `LiveService` performs the actions.
+/// No sockets here; `LiveState` turns the actions into effects.
 struct Subscription: Sendable {
     enum Phase: Sendable, Equatable {
         case awaitingHello(since: Date)
@@ -36,9 +36,15 @@ struct Subscription: Sendable {
 
     /// Whether a delta about an interaction in `queue` goes to this client.
     func wants(queue: String?) -> Bool {
-        guard let queues else { return true }
+        Self.wants(filter: queues, queue: queue)
+    }
+
+    /// Whether `filter` (nil: every queue) takes what happens in `queue` (nil: no queue yet,
+    /// which only clients of every queue see).
+    static func wants(filter: Set<String>?, queue: String?) -> Bool {
+        guard let filter else { return true }
         guard let queue else { return false }
-        return queues.contains(queue)
+        return filter.contains(queue)
     }
 
     /// A text message from the client. `canResume` says whether the server still holds every

@@ -2,6 +2,7 @@ import Foundation
 import InteractionModel
 import InteractionStore
 import Logging
+import Synchronization
 
 /// Reconnection delays: doubling from `initial` to `maximum`, with jitter, reset on success.
 struct Backoff: Sendable {
@@ -30,58 +31,88 @@ struct Backoff: Sendable {
 /// reads `readLog(after: cursor)` when woken. The read takes only rows of finished
 /// transactions, so a row held back by an older transaction still running is read when that
 /// one ends: its own NOTIFY wakes us, and a slow fallback poll covers older transactions that
-/// write no log rows. The log query never runs on the event-loop thread.
-final class Tailer: @unchecked Sendable {
+/// write no log rows. NOTIFY `sightline_config` (queues or agents changed) is passed on. The log
+/// query never runs on the event-loop thread.
+///
+/// This is the handle other threads hold: a stop flag, the count of rows handed over but not
+/// yet applied (the loop lowers it; the tailer waits while it is high, so a slow loop makes the
+/// database hold rows rather than this process), and the signal that the thread has ended.
+final class Tailer: Sendable {
     enum Event: Sendable {
-        case transitions([Transition])
+        case rows([LogRow])
+        case configurationChanged
         case databaseUp
         case databaseDown(String)
     }
 
-    private let conninfo: String
-    private let logger: Logger
-    private let deliver: @Sendable (Event) -> Void
-    private var cursor: LogPosition
-    private let stopLock = NSLock()
-    private var stopped = false
-    private var thread: Thread?
-    private let batchSize = 2000
+    /// Rows handed over and not yet applied beyond which the tailer waits.
+    static let maxBacklog = 20_000
+    private let stopped = Atomic<Bool>(false)
+    private let backlog = Atomic<Int>(0)
+    private let finished = DispatchSemaphore(value: 0)
+    private let started = Atomic<Bool>(false)
 
-    /// - Parameter deliver: called on the tailer's thread; must hand over to the loop quickly.
-    init(conninfo: String, from cursor: LogPosition, logger: Logger, deliver: @escaping @Sendable (Event) -> Void) {
-        self.conninfo = conninfo
-        self.cursor = cursor
-        self.logger = logger
-        self.deliver = deliver
+    init() {}
+
+    /// Starts the thread. `deliver` runs on it and must hand over to the loop quickly.
+    func start(conninfo: String, from cursor: LogPosition, logger: Logger,
+               deliver: @escaping @Sendable (Event) -> Void) {
+        guard !started.exchange(true, ordering: .relaxed) else { return }
+        let thread = Thread { [self] in
+            var loop = TailerLoop(conninfo: conninfo, cursor: cursor, logger: logger, handle: self, deliver: deliver)
+            loop.run()
+            finished.signal()
+        }
+        thread.name = "sightline-tailer"
+        thread.start()
     }
 
-    func start() {
-        let t = Thread { [self] in run() }
-        t.name = "sightline-tailer"
-        thread = t
-        t.start()
+    /// The loop applied `count` rows.
+    func applied(_ count: Int) {
+        backlog.subtract(count, ordering: .relaxed)
     }
 
-    func stop() {
-        stopLock.withLock { stopped = true }
+    fileprivate func handedOver(_ count: Int) {
+        backlog.add(count, ordering: .relaxed)
     }
 
-    private var isStopped: Bool { stopLock.withLock { stopped } }
+    fileprivate var pending: Int { backlog.load(ordering: .relaxed) }
 
-    private func run() {
+    var isStopped: Bool { stopped.load(ordering: .relaxed) }
+
+    /// Asks the thread to end and waits for it (at most `timeout`); true when it ended.
+    @discardableResult
+    func stopAndJoin(timeout: TimeInterval = 5) -> Bool {
+        stopped.store(true, ordering: .relaxed)
+        guard started.load(ordering: .relaxed) else { return true }
+        return finished.wait(timeout: .now() + timeout) == .success
+    }
+}
+
+/// The tailer thread's own state; lives and dies on that thread.
+private struct TailerLoop {
+    let conninfo: String
+    var cursor: LogPosition
+    let logger: Logger
+    let handle: Tailer
+    let deliver: @Sendable (Tailer.Event) -> Void
+    let batchSize = 2000
+
+    mutating func run() {
         var backoff = Backoff()
         var up = true
-        while !isStopped {
+        while !handle.isStopped {
             do {
                 let store = try InteractionStore(conninfo: conninfo)
                 try store.connection.query("listen sightline_log")
+                try store.connection.query("listen sightline_config")
                 if !up { logger.notice("database connection back; catching up from \(cursor)") }
                 up = true
                 backoff.succeeded()
                 deliver(.databaseUp)
                 try follow(store)
             } catch {
-                if isStopped { break }
+                if handle.isStopped { break }
                 let delay = backoff.next(jitter: Double.random(in: 0..<1))
                 if up {
                     logger.warning("database connection lost: \(error); serving the last board, reconnecting")
@@ -90,24 +121,25 @@ final class Tailer: @unchecked Sendable {
                 up = false
                 logger.debug("reconnecting in \(String(format: "%.2f", delay)) s")
                 let deadline = Date(timeIntervalSinceNow: delay)
-                while !isStopped, Date() < deadline { usleep(50_000) }
+                while !handle.isStopped, Date() < deadline { usleep(50_000) }
             }
         }
     }
 
     /// Reads until stopped; throws when the connection breaks.
-    private func follow(_ store: InteractionStore) throws {
-        var recheck = true
+    private mutating func follow(_ store: InteractionStore) throws {
         var quietReads = 0
-        while !isStopped {
-            if recheck {
-                var rows = try store.readLog(after: cursor, limit: batchSize)
-                while !rows.isEmpty {
-                    cursor = rows.last!.position
-                    deliver(.transitions(rows))
-                    quietReads = 0
-                    rows = rows.count == batchSize ? try store.readLog(after: cursor, limit: batchSize) : []
-                }
+        while !handle.isStopped {
+            // The loop is behind: let PostgreSQL hold the rows until it catches up.
+            while handle.pending > Tailer.maxBacklog, !handle.isStopped { usleep(2_000) }
+            var rows = try store.readLog(after: cursor, limit: batchSize)
+            while !rows.isEmpty, !handle.isStopped {
+                cursor = rows[rows.count - 1].position
+                handle.handedOver(rows.count)
+                deliver(.rows(rows))
+                quietReads = 0
+                while handle.pending > Tailer.maxBacklog, !handle.isStopped { usleep(2_000) }
+                rows = rows.count == batchSize ? try store.readLog(after: cursor, limit: batchSize) : []
             }
             // Wait for a NOTIFY; after one, rows of a transaction held back behind an older one
             // appear a little later: look again soon, then less often.
@@ -119,9 +151,8 @@ final class Tailer: @unchecked Sendable {
             if pfd.revents & Int16(POLLHUP | POLLERR) != 0, !store.connection.isHealthy {
                 throw StoreError.unavailable("connection closed")
             }
+            if notes.contains(where: { $0.channel == "sightline_config" }) { deliver(.configurationChanged) }
             if notes.isEmpty { quietReads += 1 } else { quietReads = 0 }
-            // Every wake-up reads (an indexed range scan, also how a dead connection is noticed).
-            recheck = true
         }
     }
 }

@@ -38,6 +38,15 @@ struct Serve: ParsableCommand {
     @Option(help: "Database connections for the HTTP API.")
     var databaseWorkers: Int = 2
 
+    @Option(help: "Seconds between heartbeats to dashboard clients.")
+    var heartbeatSeconds: Double = 5
+
+    @Option(help: "Fan-out tick in milliseconds: under load each client gets at most one frame of deltas per tick; when idle a delta goes out at once.")
+    var batchMs: Int = 15
+
+    @Option(help: "Seconds a request body may take to arrive after its headers; slower connections are closed.")
+    var bodyTimeoutSeconds: Int = 10
+
     @Option(help: "TLS certificate (PEM); with --tls-key serves https and wss.")
     var tlsCert: String?
 
@@ -64,6 +73,9 @@ struct Serve: ParsableCommand {
         guard resumeCapacity >= 100 else { throw ValidationError("--resume-capacity must be at least 100") }
         guard clientBuffer >= 64 << 10 else { throw ValidationError("--client-buffer must be at least 65536") }
         guard (1...32).contains(databaseWorkers) else { throw ValidationError("--database-workers must be 1 to 32") }
+        guard (0.05...3600).contains(heartbeatSeconds) else { throw ValidationError("--heartbeat-seconds must be 0.05 to 3600") }
+        guard (1...1000).contains(batchMs) else { throw ValidationError("--batch-ms must be 1 to 1000") }
+        guard (1...600).contains(bodyTimeoutSeconds) else { throw ValidationError("--body-timeout-seconds must be 1 to 600") }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     }
 
@@ -86,6 +98,8 @@ struct Serve: ParsableCommand {
             config.tokens = Set(tokens)
             config.resumeCapacity = resumeCapacity
             config.databaseWorkers = databaseWorkers
+            config.heartbeatSeconds = heartbeatSeconds
+            config.batchMilliseconds = batchMs
             let root = ProjectLayout.root()
             if let root, let doc = try? String(contentsOfFile: root + "/docs/openapi.json", encoding: .utf8) {
                 config.openAPIDocument = doc
@@ -103,7 +117,8 @@ struct Serve: ParsableCommand {
             lws.allowedOrigins = allowedOrigins.isEmpty ? nil : allowedOrigins
             lws.tlsCertificatePath = tlsCert
             lws.tlsPrivateKeyPath = tlsKey
-            let server = LWSServer(configuration: lws, logger: logger)
+            lws.bodyTimeoutSeconds = bodyTimeoutSeconds
+            let server = try LWSServer(configuration: lws, logger: logger)
             service.attach(to: server)
 
             if simulate {
@@ -111,9 +126,11 @@ struct Serve: ParsableCommand {
             }
             server.stopOnSignals()
             let scheme = tlsCert == nil ? "http" : "https"
-            logger.notice("serving \(scheme)://\(host):\(port)/ (wallboard: \(scheme)://\(host):\(port)/wallboard)")
-            try server.run()
-            service.shutdown()
+            try server.run(listening: {
+                logger.notice("serving \(scheme)://\(host):\(port)/ (wallboard: \(scheme)://\(host):\(port)/wallboard)")
+            }, beforeDestroy: {
+                service.shutdown()
+            })
             logger.notice("stopped")
         } catch let error as ExitCode {
             throw error

@@ -1,0 +1,206 @@
+import CLibWebSockets
+import Foundation
+
+/// One HTTP transaction (lifetime: LWS_CALLBACK_HTTP to the response's last byte or the close).
+struct HTTPExchange {
+    let wsi: OpaquePointer
+    let head: HTTPRequestHead
+    var body: [UInt8] = []
+    /// The request is being refused (or answered) before its body was read: drop what arrives,
+    /// and close the connection after the response, since the rest of the body would follow.
+    var ignoringBody = false
+    var closeAfterResponse = false
+    var dispatched = false
+    var response: HTTPResponse?
+    var headersSent = false
+    var sentBytes = 0
+}
+
+extension LWSServer {
+    private static let methods: [(lws_token_indexes, String)] = [
+        (WSI_TOKEN_GET_URI, "GET"), (WSI_TOKEN_POST_URI, "POST"), (WSI_TOKEN_PUT_URI, "PUT"),
+        (WSI_TOKEN_DELETE_URI, "DELETE"), (WSI_TOKEN_PATCH_URI, "PATCH"), (WSI_TOKEN_OPTIONS_URI, "OPTIONS"),
+        (WSI_TOKEN_HEAD_URI, "HEAD"),
+    ]
+
+    func startExchange(_ wsi: OpaquePointer, _ slot: UnsafeMutablePointer<UInt64>) -> Int32 {
+        var method = "GET", path = ""
+        for (token, name) in Self.methods where lws_hdr_total_length(wsi, token) > 0 {
+            method = name
+            path = header(wsi, token)
+            break
+        }
+        nextID += 1
+        slot.pointee = nextID
+        let head = HTTPRequestHead(method: method, path: path, query: query(wsi), headers: headers(wsi), peer: peer(wsi))
+        exchanges[nextID] = HTTPExchange(wsi: wsi, head: head)
+        let id = RequestID(value: nextID)
+        let length = head.headers["content-length"].map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let chunked = head.headers["transfer-encoding"] != nil
+        let expectsBody = chunked || (length.flatMap { $0 } ?? 0) > 0
+
+        // Aliases are answered here (a mount would redirect to "/alias/" and drop the query).
+        if let file = configuration.staticAliases[path], let root = configuration.staticRoot, method == "GET" || method == "HEAD" {
+            if let data = FileManager.default.contents(atPath: root + "/" + file) {
+                answerEarly(id, HTTPResponse(status: 200, contentType: "text/html; charset=utf-8", body: Array(data)), expectsBody)
+            } else {
+                answerEarly(id, .error(status: 404, code: "not_found", message: "no such file \(path)"), expectsBody)
+            }
+            return 0
+        }
+        guard configuration.callbackPrefixes.contains(where: { path == $0 || path.hasPrefix($0 + "/") }) else {
+            // A static file that is not there falls through to here.
+            answerEarly(id, .error(status: 404, code: "not_found", message: "no such file \(path)"), expectsBody)
+            return 0
+        }
+        if let length, length == nil || length! < 0 {
+            answerEarly(id, .error(status: 400, code: "bad_request", message: "Content-Length is not a number"), expectsBody)
+            return 0
+        }
+        if chunked {
+            answerEarly(id, .error(status: 411, code: "length_required", message: "chunked request bodies are not accepted",
+                                   hint: "send the body with a Content-Length"), true)
+            return 0
+        }
+        if let length = length ?? nil, length > configuration.maxHTTPBodyBytes {
+            answerEarly(id, tooLarge, true)
+            return 0
+        }
+        // Refusals (a missing token, a wrong method) are decided on the headers alone: a body is
+        // never read for a request that will be refused.
+        if let refusal = delegate?.server(self, shouldAccept: head) {
+            answerEarly(id, refusal, expectsBody)
+            return 0
+        }
+        if expectsBody {
+            lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, Int32(configuration.bodyTimeoutSeconds))
+        } else {
+            dispatch(nextID)
+        }
+        return 0
+    }
+
+    /// Answers before (or instead of) reading the body.
+    private func answerEarly(_ id: RequestID, _ response: HTTPResponse, _ expectsBody: Bool) {
+        guard var e = exchanges[id.value] else { return }
+        e.ignoringBody = true
+        e.closeAfterResponse = expectsBody
+        e.dispatched = true
+        exchanges[id.value] = e
+        respond(id, response)
+    }
+
+    func receiveBody(_ id: UInt64, _ input: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
+        guard var e = exchanges[id], !e.ignoringBody else { return 0 }
+        if e.body.count + length > configuration.maxHTTPBodyBytes {
+            release(&e)
+            exchanges[id] = e
+            answerEarly(RequestID(value: id), tooLarge, true)
+            return 0
+        }
+        if bufferedBodyBytes + length > configuration.maxBufferedBodyBytes {
+            release(&e)
+            exchanges[id] = e
+            answerEarly(RequestID(value: id), .error(status: 503, code: "busy", message: "too many request bodies in flight",
+                                                     hint: "retry shortly"), true)
+            return 0
+        }
+        if let input, length > 0 {
+            e.body.append(contentsOf: UnsafeRawBufferPointer(start: input, count: length))
+            bufferedBodyBytes += length
+        }
+        exchanges[id] = e
+        return 0
+    }
+
+    func bodyComplete(_ id: UInt64) -> Int32 {
+        guard let e = exchanges[id], !e.dispatched else { return 0 }
+        lws_set_timeout(e.wsi, NO_PENDING_TIMEOUT, 0)
+        dispatch(id)
+        return 0
+    }
+
+    private func release(_ e: inout HTTPExchange) {
+        bufferedBodyBytes -= e.body.count
+        e.body = []
+    }
+
+    func endExchange(_ id: UInt64) {
+        guard var e = exchanges.removeValue(forKey: id) else { return }
+        release(&e)
+    }
+
+    private var tooLarge: HTTPResponse {
+        .error(status: 413, code: "body_too_large", message: "the body is larger than \(configuration.maxHTTPBodyBytes) bytes")
+    }
+
+    private func dispatch(_ id: UInt64) {
+        guard var e = exchanges[id] else { return }
+        e.dispatched = true
+        let body = e.body
+        release(&e)
+        exchanges[id] = e
+        let request = HTTPRequest(id: RequestID(value: id), head: e.head, body: body)
+        if let delegate {
+            delegate.server(self, handle: .request(request))
+        } else {
+            respond(request.id, .error(status: 503, code: "starting", message: "the server is starting", hint: "retry shortly"))
+        }
+    }
+
+    /// Answers a request (once; later answers are ignored). Loop thread.
+    public func respond(_ id: RequestID, _ response: HTTPResponse) {
+        guard var e = exchanges[id.value], e.response == nil else { return }
+        e.response = response
+        exchanges[id.value] = e
+        lws_callback_on_writable(e.wsi)
+    }
+
+    func writeResponse(_ wsi: OpaquePointer, _ slot: UnsafeMutablePointer<UInt64>) -> Int32 {
+        guard var e = exchanges[slot.pointee], let response = e.response else { return 0 }
+        let isHead = e.head.method == "HEAD"
+        let chunk = 16 * 1024
+        let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: Int(SIGHTLINE_LWS_PRE) + chunk + 2048)
+        defer { buffer.deallocate() }
+        let start = buffer + Int(SIGHTLINE_LWS_PRE)
+        if !e.headersSent {
+            var p: UnsafeMutablePointer<UInt8>? = start
+            let end = start + chunk + 2047
+            if lws_add_http_common_headers(wsi, UInt32(response.status), response.contentType,
+                                           lws_filepos_t(response.body.count), &p, end) != 0 { return -1 }
+            var extra = response.headers
+            extra.append(("cache-control", "no-store"))
+            if e.closeAfterResponse { extra.append(("connection", "close")) }
+            for (name, value) in extra {
+                let n = name.lowercased() + ":"
+                if lws_add_http_header_by_name(wsi, n, value, Int32(value.utf8.count), &p, end) != 0 { return -1 }
+            }
+            if lws_finalize_write_http_header(wsi, start, &p, end) != 0 { return -1 }
+            e.headersSent = true
+            exchanges[slot.pointee] = e
+            if !response.body.isEmpty && !isHead {
+                lws_callback_on_writable(wsi)
+                return 0
+            }
+        } else {
+            let remaining = response.body.count - e.sentBytes
+            let n = min(chunk, remaining)
+            response.body.withUnsafeBufferPointer { src in
+                if let base = src.baseAddress { start.update(from: base + e.sentBytes, count: n) }
+            }
+            let final = n == remaining
+            if lws_write(wsi, start, n, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != n { return -1 }
+            e.sentBytes += n
+            exchanges[slot.pointee] = e
+            if !final {
+                lws_callback_on_writable(wsi)
+                return 0
+            }
+        }
+        let close = e.closeAfterResponse
+        endExchange(slot.pointee)
+        slot.pointee = 0
+        if close { return -1 }
+        return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
+    }
+}

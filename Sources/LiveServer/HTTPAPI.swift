@@ -1,0 +1,221 @@
+import Foundation
+import InteractionModel
+import InteractionStore
+import LWS
+
+/// The HTTP API (docs/openapi.json): reads answered from the board on the loop, everything that
+/// needs PostgreSQL on a database worker.
+extension LiveService {
+    /// Paths that need a token (the OpenAPI document, health and metrics do not).
+    func needsToken(_ path: String) -> Bool {
+        (path == "/api" || path.hasPrefix("/api/")) && path != "/api/openapi.json"
+    }
+
+    func authorized(_ head: HTTPRequestHead) -> Bool {
+        let tokens = configuration.tokens
+        guard !tokens.isEmpty else { return true }
+        if let header = head.headers["authorization"], header.hasPrefix("Bearer ") {
+            return tokens.contains(String(header.dropFirst(7)))
+        }
+        return head.query["token"].map(tokens.contains) ?? false
+    }
+
+    func route(_ request: HTTPRequest, server: LWSServer) throws {
+        let parts = request.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        let method = request.method
+        func requireMethod(_ allowed: String) throws {
+            guard method == allowed || (allowed == "GET" && method == "HEAD") else {
+                throw APIError(status: 405, code: "method_not_allowed", message: "\(request.path) takes \(allowed), not \(method)")
+            }
+        }
+        switch parts.first {
+        case "healthz":
+            try requireMethod("GET")
+            server.respond(request.id, .json(status: state.databaseUp ? 200 : 503, healthText(server: server)))
+            return
+        case "metrics":
+            try requireMethod("GET")
+            var response = HTTPResponse.text(status: 200, Metrics.prometheus(state: state, clients: server.connectionCount))
+            response.contentType = "text/plain; version=0.0.4; charset=utf-8"
+            server.respond(request.id, response)
+            return
+        case "api":
+            break
+        default:
+            throw APIError(status: 404, code: "not_found", message: "no such path \(request.path)")
+        }
+        let rest = Array(parts.dropFirst())
+        if rest == ["openapi.json"] {
+            try requireMethod("GET")
+            server.respond(request.id, .json(status: 200, configuration.openAPIDocument))
+            return
+        }
+        guard authorized(request.head) else { throw APIError.unauthorized }
+        let query = request.query
+        switch (method, rest.count, rest.first) {
+        case ("GET", 1, "board"):
+            let filter = query["queues"].map { Set($0.split(separator: ",").map(String.init)) }
+            server.respond(request.id, .json(status: 200, state.snapshotText(filter: filter, now: Date())))
+        case ("GET", 1, "history"):
+            let limit = try query["limit"].map { text -> Int in
+                guard let n = Int(text), (1...1000).contains(n) else { throw APIError.badRequest("limit must be 1 to 1000") }
+                return n
+            } ?? 50
+            let queue = query["queue"]
+            database(request) { store in Wire.history(try store.history(limit: limit, queue: queue)) }
+        case ("GET", 2, "interactions"), ("GET", 3, "interactions"):
+            let id = try interactionID(rest[1])
+            guard rest.count == 2 || rest[2] == "path" else {
+                throw APIError(status: 404, code: "not_found", message: "no such path \(request.path)")
+            }
+            let live = state.board.interactions[id]
+            let withLive = rest.count == 2
+            database(request) { store in
+                guard let path = try store.callerPath(of: id) else {
+                    throw APIError(status: 404, code: "unknown_interaction", message: "unknown interaction \(id)")
+                }
+                if !withLive { return Wire.path(path) }
+                var w = JSONWriter()
+                w.object { o in
+                    o.field("interaction") { w in if let live { Wire.interaction(live, into: &w) } else { w.raw("null") } }
+                    o.field("path", raw: Wire.path(path))
+                }
+                return w.text
+            }
+        case ("POST", 1, "interactions"):
+            let op = try IngestOperation.parse(try jsonObject(request.body), op: "create")
+            ingest(request, [op], status: 201)
+        case ("POST", 3, "interactions") where rest[2] == "transitions":
+            let op = try IngestOperation.parse(try jsonObject(request.body), op: "transition", interaction: try interactionID(rest[1]))
+            ingest(request, [op], status: 200)
+        case ("POST", 3, "interactions") where rest[2] == "transfers":
+            let op = try IngestOperation.parse(try jsonObject(request.body), op: "transfer", interaction: try interactionID(rest[1]))
+            ingest(request, [op], status: 201)
+        case ("POST", 1, "batch"):
+            ingest(request, try IngestOperation.parseBatch(try jsonObject(request.body)), status: 200, batch: true)
+        case ("POST", 1, "queues"):
+            var f = Fields(try jsonObject(request.body))
+            let q = QueueConfig(
+                id: try f.string("id", required: true, maxLength: 64) ?? "", name: try f.string("name", required: true) ?? "",
+                serviceLevelSeconds: Int(try f.int("serviceLevelSeconds", range: 1...86400) ?? 20),
+                serviceLevelTargetPercent: Int(try f.int("serviceLevelTargetPercent", range: 1...100) ?? 80),
+                waitWarningSeconds: Int(try f.int("waitWarningSeconds", range: 1...86400) ?? 30),
+                waitAlarmSeconds: Int(try f.int("waitAlarmSeconds", range: 1...86400) ?? 60),
+                holdAlarmSeconds: Int(try f.int("holdAlarmSeconds", range: 1...86400) ?? 120))
+            try f.finish()
+            database(request) { store in
+                try store.upsertQueue(q)
+                return "{\"id\":" + jsonString(q.id) + "}"
+            }
+        case ("POST", 1, "agents"):
+            var f = Fields(try jsonObject(request.body))
+            let a = AgentConfig(id: try f.string("id", required: true, maxLength: 64) ?? "", name: try f.string("name", required: true) ?? "",
+                                queues: try f.strings("queues") ?? [], isVoiceApplication: try f.bool("voiceApplication") ?? false)
+            try f.finish()
+            database(request) { store in
+                try store.upsertAgent(a)
+                return "{\"id\":" + jsonString(a.id) + "}"
+            }
+        default:
+            if ["board", "history", "interactions", "batch", "queues", "agents"].contains(rest.first ?? "") {
+                throw APIError(status: 405, code: "method_not_allowed", message: "\(method) is not allowed on \(request.path)")
+            }
+            throw APIError(status: 404, code: "not_found", message: "no such path \(request.path)", hint: "see /api/openapi.json")
+        }
+    }
+
+    func healthText(server: LWSServer) -> String {
+        let now = Date()
+        var w = JSONWriter()
+        w.object { o in
+            o.field("status", string: state.databaseUp ? "ok" : "degraded")
+            o.field("database", string: state.databaseUp ? "up" : "down")
+            o.field("position", string: state.flushedPosition.description)
+            o.field("secondsSinceTailerContact", double: now.timeIntervalSince(state.lastTailerContact))
+            o.field("liveInteractions", int: state.board.interactions.count)
+            o.field("clients", int: server.connectionCount)
+            o.field("skippedRows", int: state.counters.skippedRows)
+            o.field("lastSkipped") { w in
+                guard let s = state.lastSkipped else { w.raw("null"); return }
+                w.object { o in
+                    o.field("position", string: s.position.description)
+                    o.field("interaction", int: s.interaction)
+                    o.field("reason", string: s.reason)
+                    o.field("at", date: s.at)
+                }
+            }
+            o.field("uptimeSeconds", double: now.timeIntervalSince(startedAt))
+        }
+        return w.text
+    }
+
+    private func interactionID(_ text: String) throws -> Int64 {
+        guard let id = Int64(text), id > 0 else {
+            throw APIError(status: 400, code: "bad_request", message: "\"\(text.prefix(40))\" is not an interaction id")
+        }
+        return id
+    }
+
+    /// Runs `job` on a database worker and answers with its JSON (or its error).
+    func database(_ request: HTTPRequest, status: Int = 200, _ job: @escaping (InteractionStore) throws -> String) {
+        guard let server else { return }
+        let id = request.id
+        let mailbox = server.mailbox
+        let bound = LoopBound(server, server: server)
+        let accepted = pool.submit(job) { result in
+            mailbox.post {
+                switch result {
+                case .success(let body): bound.value.respond(id, .json(status: status, body))
+                case .failure(let error): bound.value.respond(id, APIError(error).response)
+                }
+            }
+        }
+        if !accepted {
+            server.respond(id, APIError(status: 503, code: "busy", message: "too many requests waiting for the database",
+                                        hint: "retry shortly").response)
+        }
+    }
+
+    private func ingest(_ request: HTTPRequest, _ operations: [IngestOperation], status: Int, batch: Bool = false) {
+        state.countRequest(ingestOperations: operations.count)
+        database(request, status: status) { store in
+            func run() throws -> [(Int64, Transition?)] {
+                var results: [(Int64, Transition?)] = []
+                var created: [Int64] = []
+                for (index, op) in operations.enumerated() {
+                    do {
+                        let r = try op.perform(store, results: created)
+                        results.append(r)
+                        created.append(r.0)
+                    } catch {
+                        throw APIError(error, index: batch ? index : nil)
+                    }
+                }
+                return results
+            }
+            let results = operations.count > 1 ? try store.transaction(run) : try run()
+            var w = JSONWriter()
+            func one(_ o: inout ObjectWriter, _ op: IngestOperation, _ r: (Int64, Transition?)) {
+                switch op {
+                case .create: o.field("id", int: r.0)
+                case .transfer(let ref, _, _, _, _):
+                    o.field("id", int: r.0)
+                    if case .id(let original) = ref { o.field("original", int: original) }
+                case .transition:
+                    o.field("id", int: r.0)
+                    if let t = r.1 { o.field("transition") { Wire.transition(t, into: &$0) } }
+                }
+            }
+            if batch {
+                w.object { o in
+                    o.field("results") { w in
+                        w.array(zip(operations, results)) { w, pair in w.object { o in one(&o, pair.0, pair.1) } }
+                    }
+                }
+            } else if let first = results.first {
+                w.object { o in one(&o, operations[0], first) }
+            }
+            return w.text
+        }
+    }
+}

@@ -1,0 +1,229 @@
+import Foundation
+import InteractionModel
+@testable import LiveServer
+import LWS
+import XCTest
+
+/// The live state driven without sockets or a database: rows in, effects out.
+final class LiveStateTests: XCTestCase {
+    let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+    var nextID: Int64 = 0
+
+    func makeState(batchMilliseconds: Int = 15, snapshotMaxAge: TimeInterval = 1, maxReplay: Int = 20_000,
+                   tokens: Set<String> = []) throws -> LiveState {
+        var board = LiveBoard(dayStart: Calendar.current.startOfDay(for: t0))
+        for q in ["sales", "support"] { board.queues[q] = QueueConfig(id: q, name: q.capitalized) }
+        board.setPosition(LogPosition(orderTx: 100, id: 0))
+        let limits = try LiveState.Limits(resumeCapacity: 1000, heartbeatSeconds: 5, batchMilliseconds: batchMilliseconds,
+                                          frameDeltas: 3, maxReplayDeltas: maxReplay, snapshotMaxAge: snapshotMaxAge)
+        return LiveState(board: board, limits: limits, tokens: tokens, now: t0)
+    }
+
+    /// A new interaction queued in `queue` (two rows), at positions after the last one.
+    func queuedCall(_ queue: String?) -> [LogRow] {
+        nextID += 1
+        let created = Transition(position: LogPosition(orderTx: 200, id: nextID * 10), interactionID: nextID, callID: "c\(nextID)",
+                                 version: 1, from: nil, to: .idle, at: t0)
+        guard let queue else { return [.transition(created)] }
+        let queued = Transition(position: LogPosition(orderTx: 200, id: nextID * 10 + 1), interactionID: nextID, callID: "c\(nextID)",
+                                version: 2, from: .idle, to: .queued, at: t0, queue: queue)
+        return [.transition(created), .transition(queued)]
+    }
+
+    func sends(_ effects: [LiveState.Effect]) -> [(ConnectionID, String)] {
+        effects.compactMap {
+            guard case .send(let c, let m) = $0 else { return nil }
+            return (c, m.text)
+        }
+    }
+
+    func job(_ effects: [LiveState.Effect]) -> SnapshotJob? {
+        for case .buildSnapshots(let job) in effects { return job }
+        return nil
+    }
+
+    /// Opens a session with `hello` and completes its snapshot job.
+    func subscribe(_ state: inout LiveState, _ id: UInt64, queues: [String]? = nil, now: Date) -> [(ConnectionID, String)] {
+        let c = ConnectionID(id)
+        _ = state.clientOpened(c, query: QueryItems(), now: now)
+        let q = queues.map { "[" + $0.map { "\"\($0)\"" }.joined(separator: ",") + "]" } ?? "null"
+        let effects = state.clientMessage(c, #"{"type":"hello","queues":\#(q)}"#, now: now)
+        guard let job = job(effects) else { return sends(effects) }
+        return sends(effects) + sends(state.snapshotsBuilt(job.run(), position: job.position, builtAt: job.now, now: now))
+    }
+
+    func deltaIDs(_ text: String) -> [String] {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+              let deltas = object["deltas"] as? [[String: Any]] else { return [] }
+        return deltas.compactMap { $0["position"] as? String }
+    }
+
+    func testLimitsAreChecked() {
+        XCTAssertThrowsError(try LiveState.Limits(resumeCapacity: 1000, heartbeatSeconds: 5, batchMilliseconds: 15, frameDeltas: 0))
+        XCTAssertThrowsError(try LiveState.Limits(resumeCapacity: 0, heartbeatSeconds: 5, batchMilliseconds: 15))
+        XCTAssertThrowsError(try LiveState.Limits(resumeCapacity: 1000, heartbeatSeconds: 0, batchMilliseconds: 15))
+        XCTAssertThrowsError(try LiveState.Limits(resumeCapacity: 1000, heartbeatSeconds: 5, batchMilliseconds: 0))
+    }
+
+    func testADeltaGoesOutAtOnceWhenIdleAndDeltasBatchPerTickUnderLoad() throws {
+        var state = try makeState()
+        XCTAssertEqual(subscribe(&state, 1, now: t0).count, 1, "the snapshot")
+        let first = sends(state.rowsArrived(queuedCall("sales"), now: t0 + 1))
+        XCTAssertEqual(first.count, 1, "idle: out at once, one frame")
+        XCTAssertEqual(deltaIDs(first[0].1).count, 2)
+        // Within the same tick: nothing goes out, a flush is scheduled once.
+        let second = state.rowsArrived(queuedCall("sales"), now: t0 + 1.005)
+        XCTAssertTrue(sends(second).isEmpty)
+        guard case .scheduleFlush(let ms)? = second.first else { return XCTFail("\(second)") }
+        XCTAssertEqual(ms, 10)
+        XCTAssertTrue(state.rowsArrived(queuedCall("support"), now: t0 + 1.010).isEmpty, "already scheduled")
+        let flushed = sends(state.flush(now: t0 + 1.015))
+        XCTAssertEqual(flushed.count, 2, "four deltas in frames of at most three")
+        XCTAssertEqual(flushed.flatMap { deltaIDs($0.1) }, ["200.20", "200.21", "200.30", "200.31"])
+        XCTAssertTrue(state.flush(now: t0 + 1.03).isEmpty, "nothing twice")
+    }
+
+    func testOneFramePerFilterSharedBySessionsAndQueuelessDeltasOnlyForEveryQueue() throws {
+        var state = try makeState()
+        _ = subscribe(&state, 1, now: t0)
+        _ = subscribe(&state, 2, now: t0)
+        _ = subscribe(&state, 3, queues: ["sales"], now: t0)
+        _ = subscribe(&state, 4, queues: ["support"], now: t0)
+        let effects = state.rowsArrived(queuedCall("sales") + queuedCall(nil), now: t0 + 1)
+        let out = sends(effects)
+        let byClient = Dictionary(grouping: out, by: { $0.0 }).mapValues { $0.flatMap { deltaIDs($0.1) } }
+        XCTAssertEqual(byClient[ConnectionID(1)], ["200.10", "200.11", "200.20"])
+        XCTAssertEqual(byClient[ConnectionID(2)], byClient[ConnectionID(1)])
+        XCTAssertEqual(byClient[ConnectionID(3)], ["200.11"], "the idle row has no queue yet; queued in sales does")
+        XCTAssertNil(byClient[ConnectionID(4)], "nothing for support")
+        // Sessions with the same filter share one message object.
+        var messages: [ConnectionID: OutgoingMessage] = [:]
+        for case .send(let c, let m) in effects { messages[c] = m }
+        XCTAssertTrue(messages[ConnectionID(1)] === messages[ConnectionID(2)])
+    }
+
+    func testASnapshotBuiltOffTheLoopIsFollowedByEverythingAfterIt() throws {
+        var state = try makeState()
+        _ = subscribe(&state, 1, now: t0)
+        _ = state.rowsArrived(queuedCall("sales"), now: t0 + 1)
+        // Client 2 says hello: its snapshot job starts at the current position...
+        _ = state.clientOpened(ConnectionID(2), query: QueryItems(), now: t0 + 2)
+        let hello = state.clientMessage(ConnectionID(2), #"{"type":"hello"}"#, now: t0 + 2)
+        let pending = try XCTUnwrap(job(hello))
+        XCTAssertEqual(pending.position, LogPosition(orderTx: 200, id: 11))
+        // ...rows arrive while it is encoded: client 1 gets them, client 2 does not yet.
+        let meanwhile = sends(state.rowsArrived(queuedCall("sales"), now: t0 + 3))
+        XCTAssertEqual(meanwhile.map(\.0), [ConnectionID(1)])
+        // The snapshot arrives: then exactly the deltas after it, once.
+        let delivered = sends(state.snapshotsBuilt(pending.run(), position: pending.position, builtAt: pending.now, now: t0 + 3.1))
+        XCTAssertEqual(delivered.count, 2)
+        XCTAssertTrue(delivered[0].1.hasPrefix("{\"type\":\"snapshot\""))
+        XCTAssertTrue(delivered[0].1.contains("\"position\":\"200.11\""))
+        XCTAssertEqual(deltaIDs(delivered[1].1), ["200.20", "200.21"])
+        let next = sends(state.rowsArrived(queuedCall("sales"), now: t0 + 4))
+        XCTAssertEqual(Set(next.map(\.0)), [ConnectionID(1), ConnectionID(2)])
+        XCTAssertEqual(deltaIDs(next[0].1), ["200.30", "200.31"])
+    }
+
+    func testABurstOfHellosIsOneJobAtATimeWithOneEncodingPerFilter() throws {
+        var state = try makeState(snapshotMaxAge: 0)
+        var jobs: [SnapshotJob] = []
+        for i in 1...200 {
+            let c = ConnectionID(UInt64(i))
+            _ = state.clientOpened(c, query: QueryItems(), now: t0)
+            let queues = i % 2 == 0 ? #"["sales"]"# : #"["q\#(i)"]"#
+            if let j = job(state.clientMessage(c, #"{"type":"hello","queues":\#(queues)}"#, now: t0)) { jobs.append(j) }
+        }
+        XCTAssertEqual(jobs.count, 1, "one job in flight")
+        XCTAssertEqual(jobs[0].filters.count, 1, "the first hello's filter")
+        let first = state.snapshotsBuilt(jobs[0].run(), position: jobs[0].position, builtAt: t0, now: t0)
+        XCTAssertEqual(sends(first).count, 1, "the first client got its snapshot")
+        let second = try XCTUnwrap(job(first), "the rest in the next job")
+        XCTAssertEqual(second.filters.count, 100, "99 distinct odd filters and sales, each encoded once")
+        let done = sends(state.snapshotsBuilt(second.run(), position: second.position, builtAt: t0, now: t0))
+        XCTAssertEqual(Set(done.map(\.0)).count, 199)
+        XCTAssertTrue(state.sessions.values.allSatisfy { !$0.awaitingSnapshot })
+    }
+
+    func testAFreshSnapshotIsReusedWithTheDeltasAfterIt() throws {
+        var state = try makeState(snapshotMaxAge: 1)
+        _ = subscribe(&state, 1, now: t0)
+        _ = state.rowsArrived(queuedCall("sales"), now: t0 + 0.1)
+        _ = state.clientOpened(ConnectionID(2), query: QueryItems(), now: t0 + 0.2)
+        let reused = state.clientMessage(ConnectionID(2), #"{"type":"hello"}"#, now: t0 + 0.2)
+        XCTAssertNil(job(reused), "no new job within the snapshot's age")
+        let out = sends(reused)
+        XCTAssertEqual(out.count, 2)
+        XCTAssertTrue(out[0].1.contains("\"position\":\"100.0\""))
+        XCTAssertEqual(deltaIDs(out[1].1), ["200.10", "200.11"])
+        _ = state.clientOpened(ConnectionID(3), query: QueryItems(), now: t0 + 2)
+        XCTAssertNotNil(job(state.clientMessage(ConnectionID(3), #"{"type":"hello"}"#, now: t0 + 2)), "too old: a new one")
+    }
+
+    func testASlowClientIsResynchronisedThenClosed() throws {
+        var state = try makeState(snapshotMaxAge: 100)
+        _ = subscribe(&state, 1, now: t0)
+        for i in 0..<3 {
+            let effects = state.overflowed(ConnectionID(1), now: t0 + Double(i))
+            guard case .discardQueued(ConnectionID(1))? = effects.first else { return XCTFail("\(effects)") }
+            XCTAssertTrue(sends(effects).first?.1.hasPrefix("{\"type\":\"snapshot\"") == true)
+        }
+        let last = state.overflowed(ConnectionID(1), now: t0 + 3)
+        XCTAssertTrue(last.contains { if case .close(ConnectionID(1), 4429, _) = $0 { return true } else { return false } })
+        XCTAssertNil(state.sessions[ConnectionID(1)])
+        XCTAssertEqual(state.counters.slowClientsClosed, 1)
+    }
+
+    func testResumeReplaysWhatWasMissedOrFallsBackToASnapshot() throws {
+        var state = try makeState(maxReplay: 4)
+        _ = subscribe(&state, 1, now: t0)
+        _ = state.rowsArrived(queuedCall("sales"), now: t0 + 1)
+        _ = state.rowsArrived(queuedCall("sales"), now: t0 + 2)
+        _ = state.clientOpened(ConnectionID(2), query: QueryItems(), now: t0 + 3)
+        let resumed = sends(state.clientMessage(ConnectionID(2), #"{"type":"hello","resume":"200.11"}"#, now: t0 + 3))
+        XCTAssertEqual(resumed.first?.1, #"{"type":"resumed","position":"200.11"}"#)
+        XCTAssertEqual(resumed.dropFirst().flatMap { deltaIDs($0.1) }, ["200.20", "200.21"])
+        _ = state.rowsArrived(queuedCall("sales") + queuedCall("sales"), now: t0 + 4)
+        _ = state.clientOpened(ConnectionID(3), query: QueryItems(), now: t0 + 5)
+        let tooMany = state.clientMessage(ConnectionID(3), #"{"type":"hello","resume":"200.11"}"#, now: t0 + 5)
+        XCTAssertNotNil(job(tooMany), "six missed deltas are more than four: a snapshot")
+        _ = state.clientOpened(ConnectionID(4), query: QueryItems(), now: t0 + 5)
+        let future = sends(state.clientMessage(ConnectionID(4), #"{"type":"hello","resume":"999.1"}"#, now: t0 + 5))
+        XCTAssertFalse(future.contains { $0.1.contains("resumed") }, "a position from the future is not resumed")
+        XCTAssertEqual(state.sessions[ConnectionID(4)]?.awaitingSnapshot, true, "it waits for the snapshot job in flight")
+    }
+
+    func testAnUnreadableRowIsCountedAndSkippedInPlace() throws {
+        var state = try makeState()
+        _ = subscribe(&state, 1, now: t0)
+        let bad = LogRow.unreadable(position: LogPosition(orderTx: 150, id: 1), interactionID: 9, reason: "time is infinity")
+        let effects = state.rowsArrived([bad] + queuedCall("sales"), now: t0 + 1)
+        XCTAssertEqual(state.counters.skippedRows, 1)
+        XCTAssertEqual(state.lastSkipped?.reason, "time is infinity")
+        XCTAssertTrue(effects.contains { if case .log(.warning, _) = $0 { return true } else { return false } })
+        XCTAssertEqual(sends(effects).flatMap { deltaIDs($0.1) }, ["200.10", "200.11"], "later rows still go out")
+    }
+
+    func testRowsNamingUnknownQueuesReloadTheConfigurationOnce() throws {
+        var state = try makeState()
+        let first = state.rowsArrived(queuedCall("new-queue"), now: t0)
+        XCTAssertEqual(first.filter { if case .reloadConfiguration = $0 { return true } else { return false } }.count, 1)
+        let second = state.rowsArrived(queuedCall("new-queue"), now: t0)
+        XCTAssertFalse(second.contains { if case .reloadConfiguration = $0 { return true } else { return false } }, "one in flight")
+        _ = subscribe(&state, 1, now: t0)
+        let loaded = state.configurationLoaded(([QueueConfig(id: "new-queue", name: "New")], []), now: t0 + 1)
+        XCTAssertTrue(loaded.contains { if case .reloadConfiguration = $0 { return true } else { return false } }, "asked again meanwhile")
+        XCTAssertNotNil(job(loaded), "clients get a snapshot with the new queue")
+        XCTAssertEqual(Array(state.board.queues.keys), ["new-queue"])
+    }
+
+    func testHeartbeatsAndTokens() throws {
+        var state = try makeState(tokens: ["t1"])
+        _ = state.clientOpened(ConnectionID(1), query: QueryItems(fragments: ["token=t1"]), now: t0)
+        XCTAssertTrue(state.sessions[ConnectionID(1)]?.subscription.isLive == true)
+        let refused = state.clientOpened(ConnectionID(2), query: QueryItems(fragments: ["token=nope"]), now: t0)
+        XCTAssertTrue(refused.contains { if case .close(ConnectionID(2), 4401, _) = $0 { return true } else { return false } })
+        XCTAssertTrue(sends(state.tick(now: t0 + 4)).isEmpty)
+        XCTAssertTrue(sends(state.tick(now: t0 + 5)).isEmpty, "still waiting for its snapshot: no heartbeat yet")
+    }
+}
