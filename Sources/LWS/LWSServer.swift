@@ -150,6 +150,9 @@ public final class LWSServer {
     }
 
     public var connectionCount: Int { connections.count }
+
+    /// Bytes waiting in every connection's queue (not yet handed to the kernel).
+    public var totalQueuedBytes: Int { connections.values.reduce(0) { $0 + $1.queue.queuedBytes } }
     public private(set) var boundPort = 0
 
     /// Whether `run()` is serving (before it starts, everything happens on one thread anyway).
@@ -447,30 +450,52 @@ public final class LWSServer {
         return -1
     }
 
-    /// Writes queued messages while the socket takes them (up to `maxBytesPerWrite`), then asks
-    /// for another callback if anything is left.
+    /// Writes what waits for a connection. lws takes one write per writeable callback (it
+    /// reports the pipe choked after any write), so small messages are coalesced: as many whole
+    /// messages as fit in the scratch space go out in one write, each framed here as a complete
+    /// WebSocket text frame (server frames are unmasked; this framing is used only without
+    /// permessage-deflate, which must frame through lws). A large message goes out through lws a
+    /// fragment per callback, so lws never has to copy a remainder it could not send.
     private func writeQueued(_ wsi: OpaquePointer, _ id: UInt64) -> Int32 {
         guard var c = connections[id] else { return -1 }
         var budget = configuration.maxBytesPerWrite
         while budget > 0, let (message, offset) = c.queue.head {
-            // Large messages go out in fragments, so lws never has to copy a remainder it could
-            // not send; fragments are copied to scratch space because lws writes the frame header
-            // into the headroom in front of them, and the message is shared.
-            let n = min(Self.fragmentBytes, message.count - offset)
-            let first = offset == 0, last = offset + n == message.count
-            let flags = lws_write_ws_flags(Int32(LWS_WRITE_TEXT.rawValue), first ? 1 : 0, last ? 1 : 0)
-            let written: Int32
-            if first && last {
-                written = lws_write(wsi, message.payload, n, lws_write_protocol(UInt32(flags)))
+            let batch = configuration.permessageDeflate ? [] :
+                c.queue.leadingWhole(maxBytes: Self.fragmentBytes, maxMessageBytes: Self.fragmentBytes - 16,
+                                     overhead: Self.frameHeaderBytes)
+            let written: Int32, n: Int
+            if batch.count > 1 {
+                var p = scratch + Int(SIGHTLINE_LWS_PRE)
+                for m in batch {
+                    p += Self.writeFrameHeader(length: m.count, to: p)
+                    p.update(from: m.payload, count: m.count)
+                    p += m.count
+                }
+                n = p - (scratch + Int(SIGHTLINE_LWS_PRE))
+                written = lws_write(wsi, scratch + Int(SIGHTLINE_LWS_PRE), n, LWS_WRITE_HTTP)  // LWS_WRITE_RAW: bytes as they are
+                if written < n {
+                    connections[id] = c
+                    return -1
+                }
+                for m in batch { c.queue.wrote(m.count) }
             } else {
-                (scratch + Int(SIGHTLINE_LWS_PRE)).update(from: message.payload + offset, count: n)
-                written = lws_write(wsi, scratch + Int(SIGHTLINE_LWS_PRE), n, lws_write_protocol(UInt32(flags)))
+                // Fragments are copied to scratch space because lws writes the frame header into
+                // the headroom in front of them, and the message is shared.
+                n = min(Self.fragmentBytes, message.count - offset)
+                let first = offset == 0, last = offset + n == message.count
+                let flags = lws_write_ws_flags(Int32(LWS_WRITE_TEXT.rawValue), first ? 1 : 0, last ? 1 : 0)
+                if first && last {
+                    written = lws_write(wsi, message.payload, n, lws_write_protocol(UInt32(flags)))
+                } else {
+                    (scratch + Int(SIGHTLINE_LWS_PRE)).update(from: message.payload + offset, count: n)
+                    written = lws_write(wsi, scratch + Int(SIGHTLINE_LWS_PRE), n, lws_write_protocol(UInt32(flags)))
+                }
+                if written < n {
+                    connections[id] = c
+                    return -1
+                }
+                c.queue.wrote(n)
             }
-            if written < n {
-                connections[id] = c
-                return -1
-            }
-            c.queue.wrote(n)
             budget -= n
             if lws_send_pipe_choked(wsi) != 0 { break }
         }
@@ -484,6 +509,29 @@ public final class LWSServer {
         connections[id] = c
         if more { lws_callback_on_writable(wsi) }
         return 0
+    }
+
+    /// Bytes of an unmasked frame header for a payload of `length` (RFC 6455, 5.2).
+    static func frameHeaderBytes(_ length: Int) -> Int {
+        length < 126 ? 2 : length < 65536 ? 4 : 10
+    }
+
+    /// Writes the header of a final, unmasked text frame; returns its size.
+    static func writeFrameHeader(length: Int, to p: UnsafeMutablePointer<UInt8>) -> Int {
+        p[0] = 0x81
+        if length < 126 {
+            p[1] = UInt8(length)
+            return 2
+        }
+        if length < 65536 {
+            p[1] = 126
+            p[2] = UInt8(length >> 8)
+            p[3] = UInt8(length & 0xff)
+            return 4
+        }
+        p[1] = 127
+        for i in 0..<8 { p[2 + i] = UInt8((length >> (8 * (7 - i))) & 0xff) }
+        return 10
     }
 
     // MARK: Headers

@@ -71,6 +71,22 @@ public struct OutgoingQueue {
         messages.first.map { ($0, offset) }
     }
 
+    /// Whole messages from the head, none started, each at most `maxMessageBytes`, while their
+    /// sizes plus `overhead` each add up to at most `maxBytes` (empty when the head is started or
+    /// larger).
+    public func leadingWhole(maxBytes: Int, maxMessageBytes: Int, overhead: (Int) -> Int) -> [OutgoingMessage] {
+        guard offset == 0 else { return [] }
+        var out: [OutgoingMessage] = []
+        var total = 0
+        for m in messages {
+            let size = m.count + overhead(m.count)
+            guard m.count <= maxMessageBytes, total + size <= maxBytes else { break }
+            out.append(m)
+            total += size
+        }
+        return out
+    }
+
     /// `n` more bytes of the head message were written.
     public mutating func wrote(_ n: Int) {
         guard let first = messages.first else { return }

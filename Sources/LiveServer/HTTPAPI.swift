@@ -134,6 +134,7 @@ extension LiveService {
             o.field("secondsSinceTailerContact", double: now.timeIntervalSince(state.lastTailerContact))
             o.field("liveInteractions", int: state.board.interactions.count)
             o.field("clients", int: server.connectionCount)
+            o.field("queuedBytes", int: server.totalQueuedBytes)
             o.field("skippedRows", int: state.counters.skippedRows)
             o.field("lastSkipped") { w in
                 guard let s = state.lastSkipped else { w.raw("null"); return }

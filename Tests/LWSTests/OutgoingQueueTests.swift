@@ -56,6 +56,34 @@ final class OutgoingQueueTests: XCTestCase {
         XCTAssertEqual(q.queuedBytes, 0)
     }
 
+    func testLeadingWholeMessagesFitTheBatchAndStopAtAStartedOrLargeOne() throws {
+        var q = try OutgoingQueue(byteLimit: 1 << 20)
+        for n in [100, 200, 300, 5000, 10] { _ = q.push(message(n)) }
+        let overhead = { (n: Int) in LWSServer.frameHeaderBytes(n) }
+        XCTAssertEqual(q.leadingWhole(maxBytes: 1 << 16, maxMessageBytes: 1000, overhead: overhead).map(\.count), [100, 200, 300],
+                       "stops at the message larger than a batch takes")
+        XCTAssertEqual(q.leadingWhole(maxBytes: 310, maxMessageBytes: 1000, overhead: overhead).map(\.count), [100, 200],
+                       "102 + 204 bytes with headers fit in 310")
+        q.wrote(50)
+        XCTAssertTrue(q.leadingWhole(maxBytes: 1 << 16, maxMessageBytes: 1000, overhead: overhead).isEmpty, "the head is started")
+    }
+
+    func testFrameHeadersFollowRFC6455() {
+        let p = UnsafeMutablePointer<UInt8>.allocate(capacity: 10)
+        defer { p.deallocate() }
+        XCTAssertEqual(LWSServer.writeFrameHeader(length: 125, to: p), 2)
+        XCTAssertEqual([p[0], p[1]], [0x81, 125])
+        XCTAssertEqual(LWSServer.writeFrameHeader(length: 126, to: p), 4)
+        XCTAssertEqual([p[0], p[1], p[2], p[3]], [0x81, 126, 0, 126])
+        XCTAssertEqual(LWSServer.writeFrameHeader(length: 65535, to: p), 4)
+        XCTAssertEqual([p[2], p[3]], [0xff, 0xff])
+        XCTAssertEqual(LWSServer.writeFrameHeader(length: 65536, to: p), 10)
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: p, count: 10)), [0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0])
+        for n in [0, 125, 126, 65535, 65536] {
+            XCTAssertEqual(LWSServer.frameHeaderBytes(n), LWSServer.writeFrameHeader(length: n, to: p))
+        }
+    }
+
     func testManyPushesAndPopsStayCheap() throws {
         var q = try OutgoingQueue(byteLimit: 1 << 30)
         let m = message(8)
