@@ -16,6 +16,7 @@ class LiveClient:
         self.positions = []          # every delta position applied, in order
         self.transitions = []        # every transition applied, in order
         self.messages = []           # types received
+        self.arrivals = []           # (time.monotonic(), type) of every message
         self.snapshots = 0
         self.resumed = False
         self.closed = None           # (code, reason)
@@ -60,6 +61,7 @@ class LiveClient:
         raw = self.ws.recv(timeout=timeout)
         msg = json.loads(raw)
         with self.lock:
+            self.arrivals.append((time.monotonic(), msg.get("type")))
             self.apply(msg)
         return msg
 

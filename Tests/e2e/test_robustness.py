@@ -1,0 +1,450 @@
+"""Inputs and loads that crashed or stalled an earlier server: each must be answered, bounded in
+time and memory, and leave the server serving. Every test runs a server of its own."""
+import collections
+import json
+import random
+import resource
+import selectors
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+import psycopg
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from conftest import (HealthWatch, close_code, http_request, raw_http, read_http_response, read_ws_frame,
+                      unique, ws_frame, ws_upgrade)
+from live_client import LiveClient
+
+HELLO = json.dumps({"type": "hello", "token": "t"})
+
+
+def ws_outcome(port, target, hello=True, timeout=5):
+    """What a WebSocket upgrade to target comes to: ("http", status), ("message", type),
+    ("close", code) or ("nothing", None)."""
+    sock, answer = ws_upgrade(port, target, timeout=timeout)
+    try:
+        if answer is None:
+            return ("nothing", None)
+        if answer.status != 101:
+            return ("http", answer.status)
+        if hello:
+            sock.sendall(ws_frame(HELLO))
+        frame = read_ws_frame(sock, time.monotonic() + timeout)
+        if frame is None:
+            return ("nothing", None)
+        opcode, payload = frame
+        if opcode == 0x8:
+            return ("close", close_code(payload))
+        return ("message", json.loads(payload)["type"])
+    finally:
+        sock.close()
+
+
+def test_an_empty_query_pair_is_answered_not_fatal(fresh_server):
+    server = fresh_server()
+    problems = []
+
+    def check(what, outcome_ok, outcome):
+        if not outcome_ok:
+            problems.append(f"{what}: {outcome}")
+        if server.exited(within=0 if outcome_ok else 3):
+            problems.append(f"{what}: the server exited: {server.crash_summary()}")
+            server.start_server()
+
+    for target in ("/api/board?=", "/api/board?a=1&=", "/healthz?="):
+        try:
+            answer = raw_http(server.port, http_request("GET", target), timeout=5)
+        except OSError as e:
+            answer = e
+        check(f"GET {target}", getattr(answer, "status", 600) < 500, answer)
+    for target in ("/live?=", "/live?subscribe=1&="):
+        try:
+            outcome = ws_outcome(server.port, target)
+        except OSError as e:
+            outcome = ("error", e)
+        ok = outcome in (("message", "snapshot"),) or (outcome[0] == "close" and outcome[1] in (1000, 4400)) \
+            or (outcome[0] == "http" and outcome[1] < 500)
+        check(f"upgrade {target}", ok, outcome)
+    assert not problems, "\n".join(problems)
+    assert server.timed_health()[0] == 200
+
+
+TOKEN = "a&b%2Bc+d=e"
+
+
+def test_a_token_with_reserved_characters_works(fresh_server):
+    server = fresh_server("--token", TOKEN)
+    encoded = urllib.parse.quote(TOKEN, safe="")
+    problems = []
+
+    def expect(what, got, wanted):
+        if got != wanted:
+            problems.append(f"{what}: {got}, expected {wanted}")
+
+    def status(path, headers=None):
+        try:
+            return server.api("GET", path, headers=headers)[0]
+        except OSError as e:
+            return repr(e)
+
+    expect("Authorization: Bearer <token>", status("/api/board", {"Authorization": f"Bearer {TOKEN}"}), 200)
+    expect("/api/board?token=<encoded token>", status(f"/api/board?token={encoded}"), 200)
+    expect("/api/board?queues=x&token=<encoded token>", status(f"/api/board?queues=x&token={encoded}"), 200)
+    expect("/live?token=<encoded token>", ws_outcome(server.port, f"/live?token={encoded}", hello=False),
+           ("message", "snapshot"))
+    with connect(server.ws_url) as ws:
+        ws.send(json.dumps({"type": "hello", "token": TOKEN}))
+        expect("hello with the token", json.loads(ws.recv(timeout=5))["type"], "snapshot")
+    # Near misses: what splitting at '&' or decoding twice would make of it.
+    for wrong in ("wrong", "a", "a&b+c d=e", "a&b%2Bc d=e", "a&b+c+d=e"):
+        q = urllib.parse.quote(wrong, safe="")
+        expect(f"Bearer {wrong!r}", status("/api/board", {"Authorization": f"Bearer {wrong}"}), 401)
+        expect(f"?token={q}", status(f"/api/board?token={q}"), 401)
+        expect(f"/live?token={q}", ws_outcome(server.port, f"/live?token={q}", hello=False), ("close", 4401))
+    expect("/api/board?token=<token not encoded>", status(f"/api/board?token={TOKEN}"), 401)
+    with connect(server.ws_url) as ws:
+        ws.send(json.dumps({"type": "hello", "token": "a&b+c d=e"}))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        expect("hello with a wrong token", closed.value.rcvd and closed.value.rcvd.code, 4401)
+    assert server.alive(), server.log_tail()
+    assert not problems, "\n".join(problems)
+
+
+LIFE = [("queued", False), ("delivery_pending", True), ("delivered", False), ("after_call_work", False),
+        ("completed", False)]
+
+
+def sql_life(conn, queue, agent, call_id):
+    """One interaction through its whole life in SQL; returns its id (6 log rows: versions 1..6)."""
+    iid = conn.execute("select sightline.create_interaction(%s)", (call_id,)).fetchone()[0]
+    for to, with_agent in LIFE:
+        conn.execute("select sightline.transition(%s, %s, %s, %s)",
+                     (iid, to, agent if with_agent else None, queue if to == "queued" else None))
+    return iid
+
+
+def received(client, ids):
+    """(interaction, version) of every transition of ids the client applied, in order (no lock
+    taken: wait_for calls it holding the client's lock)."""
+    return [(t["interaction"], t["version"]) for t in list(client.transitions) if t["interaction"] in ids]
+
+
+def test_a_poison_row_is_skipped_and_the_server_restarts(isolated_server):
+    server = isolated_server()
+    db = isolated_server.database
+    queue, agent = unique("pq"), unique("pa")
+    server.add_queue(queue)
+    server.add_agent(agent, queues=[queue])
+    client = LiveClient(server.ws_url).run_in_background()
+    assert client.wait_for(lambda c: c.snapshots == 1, 10)
+    with psycopg.connect(db, autocommit=True) as conn:
+        try:
+            conn.execute("select sightline.create_interaction('poison', 'infinity')")
+            through_the_function = "accepted"
+        except psycopg.Error as e:
+            assert e.sqlstate, e
+            through_the_function = f"refused {e.sqlstate}"
+        try:
+            with conn.transaction():
+                poison = conn.execute(
+                    "insert into sightline.interactions (call_id, state, created_at, state_since, version) "
+                    "values ('poison-forced', 'idle', 'infinity', 'infinity', 1) returning id").fetchone()[0]
+                conn.execute(
+                    "insert into sightline.transitions (order_tx, interaction_id, version, from_state, to_state, at, cause) "
+                    "values (pg_current_xact_id(), %s, 1, null, 'idle', 'infinity', 'writer')", (poison,))
+                conn.execute("select pg_notify('sightline_log', '')")
+        except psycopg.errors.IntegrityError as e:
+            pytest.skip(f"the schema refuses even a direct insert of an infinite time ({e.sqlstate}): no poison row possible")
+    # Everything after it still reaches the client: through the API and through SQL.
+    ids = set()
+    a = server.create()
+    server.transition(a, "queued", queue=queue)
+    server.transition(a, "delivery_pending", agent=agent)
+    ids.add(a)
+    with psycopg.connect(db, autocommit=True) as conn:
+        for n in range(3):
+            ids.add(sql_life(conn, queue, agent, unique(f"after-poison{n}")))
+    expected = {(a, v) for v in (1, 2, 3)} | {(i, v) for i in ids - {a} for v in range(1, 7)}
+    arrived = client.wait_for(lambda c: set(received(c, ids)) >= expected, 15)
+    alive = server.alive()
+    health = server.api("GET", "/healthz")[1] if alive else None
+    assert alive, f"the server exited on the poison row ({through_the_function}): {server.log_tail()}"
+    assert arrived, (f"transitions after the poison row never arrived ({through_the_function}): "
+                     f"{len(set(received(client, ids)) & expected)} of {len(expected)}; health {health}")
+    assert sorted(received(client, ids)) == sorted(expected), "each exactly once"
+    assert isinstance(health, dict) and health.get("skippedRows", 0) >= 1, f"/healthz does not report the skipped row: {health}"
+    client.close()
+    # A restart reads the board with the poison row in it, and serves.
+    server.restart_server()
+    again = LiveClient(server.ws_url).run_in_background()
+    assert again.wait_for(lambda c: c.snapshots == 1, 10), f"no snapshot after the restart: {again.messages}"
+    b = server.create()
+    assert again.wait_for(lambda c: b in c.board, 10)
+    assert server.api("GET", "/healthz")[0] == 200
+    again.close()
+
+
+HEARTBEAT_RECORDER = r"""
+import json, sys, time
+from websockets.sync.client import connect
+url, seconds = sys.argv[1], float(sys.argv[2])
+arrivals = []
+with connect(url, max_size=None, open_timeout=10) as ws:
+    ws.send(json.dumps({"type": "hello", "token": "t"}))
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            msg = json.loads(ws.recv(timeout=max(0.01, end - time.monotonic())))
+        except TimeoutError:
+            break
+        arrivals.append((time.monotonic(), msg["type"]))
+print(json.dumps(arrivals))
+"""
+
+
+def record_heartbeats(url, seconds):
+    """A healthy client in a process of its own (no lock shared with the test's threads)."""
+    return subprocess.Popen([sys.executable, "-c", HEARTBEAT_RECORDER, url, str(seconds)],
+                            stdout=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_a_burst_of_hellos_with_distinct_filters_does_not_stall_a_healthy_client(isolated_server):
+    rng = random.Random(4040)
+    queues = [f"bq{n:02d}" for n in range(40)]
+    with psycopg.connect(isolated_server.database, autocommit=True) as conn:
+        for q in queues:
+            conn.execute("select sightline.upsert_queue(%s, %s)", (q, q.upper()))
+        conn.execute("select sightline.transition(sightline.create_interaction('burst-' || g), 'queued', null, "
+                     "'bq' || lpad((g % 40)::text, 2, '0')) from generate_series(1, 2000) g")
+    per_queue = collections.Counter(f"bq{g % 40:02d}" for g in range(1, 2001))
+    server = isolated_server("--heartbeat-seconds", "0.25")
+    filters = set()
+    while len(filters) < 200:
+        filters.add(tuple(sorted(rng.sample(queues, rng.randint(1, 8)))))
+    filters = list(filters)
+    recorder = record_heartbeats(server.ws_url, 12)
+    burst = [connect(server.ws_url, max_size=None, open_timeout=10) for _ in filters]
+    time.sleep(2)                       # the healthy client's heartbeats before the burst
+    go = threading.Barrier(len(burst) + 1)
+    results = [None] * len(burst)
+
+    def hello(n):
+        ws = burst[n]
+        go.wait()
+        ws.send(json.dumps({"type": "hello", "token": "t", "queues": list(filters[n])}))
+        try:
+            while True:
+                msg = json.loads(ws.recv(timeout=20))
+                if msg["type"] == "snapshot":
+                    results[n] = [(i["id"], i["queue"]) for i in msg["board"]["interactions"]]
+                    return
+        except Exception as e:
+            results[n] = e
+
+    with HealthWatch(server) as health:
+        threads = [threading.Thread(target=hello, args=(n,)) for n in range(len(burst))]
+        for t in threads:
+            t.start()
+        go.wait()
+        burst_at = time.monotonic()
+        for t in threads:
+            t.join(timeout=30)
+        out, _ = recorder.communicate(timeout=30)
+    for ws in burst:
+        ws.close()
+    arrivals = json.loads(out)
+    beats = [t for t, kind in arrivals if kind == "heartbeat"]
+    assert beats and beats[0] < burst_at and beats[-1] > burst_at + 3, \
+        f"heartbeats every 0.25 s around the burst: {len(beats)} heartbeats, first/last {beats[:1]} {beats[-1:]}, burst at {burst_at}"
+    gaps = [b - a for a, b in zip(beats, beats[1:])]
+    worst = max(gaps)
+    assert worst < 1.0, f"the healthy client heard no heartbeat for {worst:.2f}s (at {beats[gaps.index(worst)] - burst_at:+.2f}s from the burst)"
+    missing = [n for n, r in enumerate(results) if not isinstance(r, list)]
+    assert not missing, f"{len(missing)} of {len(burst)} burst clients got no snapshot: {results[missing[0]]!r}"
+    for n, interactions in enumerate(results):
+        wanted = set(filters[n])
+        assert {q for _, q in interactions} <= wanted
+        assert len(interactions) == sum(per_queue[q] for q in wanted)
+    health.check(1.0)
+
+
+@pytest.mark.slow
+def test_a_trickled_body_is_timed_out_and_costs_little(fresh_server):
+    server = fresh_server()
+    rss_before = server.rss_kb()
+    head = http_request("POST", "/api/interactions", headers={
+        "Content-Type": "application/json", "Content-Length": "1048576"})
+    selector = selectors.DefaultSelector()
+    started = time.monotonic()
+    open_since = {}
+    for _ in range(100):
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        s.sendall(head + b"{")
+        s.setblocking(False)
+        selector.register(s, selectors.EVENT_READ)
+        open_since[s] = time.monotonic()
+    ended = {}                          # socket -> (seconds, status or "closed")
+    rss_peak = rss_before
+    with HealthWatch(server) as health:
+        next_byte = time.monotonic() + 2
+        while open_since and time.monotonic() - started < 16:
+            for key, _ in selector.select(timeout=0.2):
+                s = key.fileobj
+                try:
+                    data = s.recv(4096)
+                except (ConnectionResetError, BlockingIOError):
+                    data = b""
+                status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.") else "closed"
+                ended[s] = (time.monotonic() - open_since.pop(s), status)
+                selector.unregister(s)
+                s.close()
+            if time.monotonic() >= next_byte:
+                for s in list(open_since):
+                    try:
+                        s.send(b" ")
+                    except OSError:
+                        pass
+                next_byte += 2
+            rss_peak = max(rss_peak, server.rss_kb())
+    for s in open_since:
+        s.close()
+    growth_mb = (rss_peak - rss_before) / 1024
+    assert server.alive(), server.log_tail()
+    assert len(open_since) == 0, (f"{len(open_since)} of 100 trickling connections still open after 16 s "
+                            f"(answered or closed: {collections.Counter(st for _, st in ended.values())}); "
+                            f"memory grew {growth_mb:.1f} MB; slowest /healthz {health.slowest():.2f}s")
+    assert all(st in (408, "closed") for _, st in ended.values()), collections.Counter(st for _, st in ended.values())
+    assert growth_mb < 20, f"the server's memory grew {growth_mb:.1f} MB for 100 trickled bodies"
+    health.check(1.0)
+
+
+def test_an_unauthorized_post_is_refused_before_its_body(fresh_server):
+    server = fresh_server("--token", "T")
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        head = http_request("POST", "/api/interactions", headers={
+            "Content-Type": "application/json", "Content-Length": "1048576", **headers})
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            s.sendall(head)
+            answer = read_http_response(s, time.monotonic() + 2)
+        assert answer is not None, f"no answer within 2 s to a POST without a valid token ({headers}) announcing 1 MiB"
+        assert answer.status == 401 and answer.json()["error"]["code"], answer
+    assert server.alive()
+
+
+def limit_fds(n):
+    def preexec():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+    return preexec
+
+
+@pytest.mark.slow
+def test_at_the_fd_limit_the_server_refuses_without_spinning(isolated_server):
+    server = isolated_server(preexec_fn=limit_fds(256))
+    opened, refused = [], []
+    failures_in_a_row = 0
+    while len(opened) + len(refused) < 400 and failures_in_a_row < 5:
+        try:
+            sock, answer = ws_upgrade(server.port, "/live?subscribe=1", timeout=1)
+        except OSError:
+            failures_in_a_row += 1
+            continue
+        if answer is not None and answer.status == 101:
+            opened.append(sock)
+            failures_in_a_row = 0
+        else:
+            refused.append(sock)
+            failures_in_a_row += 1
+    assert server.alive(), server.log_tail()
+    assert failures_in_a_row, f"opened {len(opened)} connections with a limit of 256 fds: the limit was never reached"
+    cpu0, t0 = server.cpu_seconds(), time.monotonic()
+    time.sleep(3)
+    share = (server.cpu_seconds() - cpu0) / (time.monotonic() - t0)
+    for s in opened[: len(opened) // 2]:
+        s.close()
+    deadline = time.monotonic() + 3
+    health = (None, 0)
+    while time.monotonic() < deadline:
+        health = server.timed_health(timeout=1)
+        if health[0] == 200:
+            break
+        time.sleep(0.2)
+    for s in opened[len(opened) // 2:] + refused:
+        s.close()
+    assert share < 0.5, f"at the fd limit ({len(opened)} open, {len(refused)} waiting) the server used {share:.0%} of a core"
+    assert health[0] == 200 and health[1] < 1.0, f"/healthz after closing half: {health}"
+    assert server.alive()
+
+
+@pytest.mark.slow
+def test_only_sql_writers_at_a_high_rate_reach_every_client_exactly_once(isolated_server):
+    server = isolated_server()
+    db = isolated_server.database
+    queue, agent = unique("hq"), unique("ha")
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("select sightline.upsert_queue(%s, %s)", (queue, "High rate"))
+        conn.execute("select sightline.upsert_agent(%s, %s, %s)", (agent, "Agent", [queue]))
+    clients = [LiveClient(server.ws_url).run_in_background() for _ in range(60)]
+    assert all(c.wait_for(lambda c: c.snapshots >= 1, 15) for c in clients)
+    ids = [[] for _ in range(4)]
+    errors = []
+    per_writer_rate, seconds = 100, 10      # transitions per second per writer (6 per interaction)
+
+    def writer(w):
+        try:
+            with psycopg.connect(db, autocommit=True) as conn:
+                start, n = time.monotonic(), 0
+                while time.monotonic() - start < seconds:
+                    if n % 3 == 0:              # a whole life in one transaction
+                        with conn.transaction():
+                            ids[w].append(sql_life(conn, queue, agent, unique(f"hr{w}")))
+                    elif n % 3 == 1:            # two lives interleaved in one transaction
+                        with conn.transaction():
+                            a = conn.execute("select sightline.create_interaction(%s)", (unique(f"hr{w}"),)).fetchone()[0]
+                            b = conn.execute("select sightline.create_interaction(%s)", (unique(f"hr{w}"),)).fetchone()[0]
+                            for to, with_agent in LIFE:
+                                for i in (a, b):
+                                    conn.execute("select sightline.transition(%s, %s, %s, %s)",
+                                                 (i, to, agent if with_agent else None, queue if to == "queued" else None))
+                            ids[w] += [a, b]
+                    else:                       # one statement per transaction
+                        ids[w].append(sql_life(conn, queue, agent, unique(f"hr{w}")))
+                    n += 1
+                    ahead = start + len(ids[w]) * 6 / per_writer_rate - time.monotonic()
+                    if ahead > 0:
+                        time.sleep(ahead)
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rate = sum(len(chunk) for chunk in ids) * 6 / (time.monotonic() - t0)
+    assert not errors, errors
+    assert rate > 200, f"the writers reached only {rate:.0f} transitions/s"
+    all_ids = {i for chunk in ids for i in chunk}
+    expected = {(i, v) for i in all_ids for v in range(1, 7)}
+    done = all(c.wait_for(lambda c: len(received(c, all_ids)) >= len(expected), 20) for c in clients)
+    counts = sorted(len(received(c, all_ids)) for c in clients)
+    assert done, f"after a 20 s drain clients hold {counts[0]}..{counts[-1]} of {len(expected)} transitions ({rate:.0f}/s written)"
+    for c in clients:
+        got = received(c, all_ids)
+        assert len(got) == len(expected) and set(got) == expected, "every transition exactly once"
+        versions = collections.defaultdict(list)
+        for i, v in got:
+            versions[i].append(v)
+        assert all(v == [1, 2, 3, 4, 5, 6] for v in versions.values()), "per-interaction version order"
+        assert c.closed is None
+    assert server.alive()
+    for c in clients:
+        c.close()
