@@ -11,6 +11,11 @@ struct HTTPExchange {
     var ignoringBody = false
     var closeAfterResponse = false
     var dispatched = false
+    /// The body must have arrived by then (lws restarts its own timeout on every byte, so a
+    /// trickle would never end without this).
+    var bodyDeadline: Date?
+    /// Answered early and still open by then: closed without waiting for the client.
+    var killAt: Date?
     var response: HTTPResponse?
     var headersSent = false
     var sentBytes = 0
@@ -73,6 +78,7 @@ extension LWSServer {
             return 0
         }
         if expectsBody {
+            exchanges[nextID]?.bodyDeadline = Date(timeIntervalSinceNow: TimeInterval(configuration.bodyTimeoutSeconds))
             lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, Int32(configuration.bodyTimeoutSeconds))
         } else {
             dispatch(nextID)
@@ -86,8 +92,24 @@ extension LWSServer {
         e.ignoringBody = true
         e.closeAfterResponse = expectsBody
         e.dispatched = true
+        e.bodyDeadline = nil
+        if expectsBody { e.killAt = Date(timeIntervalSinceNow: 2) }
         exchanges[id.value] = e
         respond(id, response)
+    }
+
+    /// Answers 408 to requests whose body is late, and closes connections that were answered
+    /// early but are still open (a client that never reads). Called on every tick.
+    func expireSlowBodies(now: Date) {
+        for (id, e) in exchanges {
+            if let deadline = e.bodyDeadline, now >= deadline {
+                answerEarly(RequestID(value: id), .error(status: 408, code: "request_timeout",
+                                                         message: "the body did not arrive within \(configuration.bodyTimeoutSeconds) s"), true)
+            } else if let killAt = e.killAt, now >= killAt {
+                exchanges[id]?.killAt = nil
+                lws_set_timeout(e.wsi, PENDING_TIMEOUT_USER_OK, -1)  // LWS_TO_KILL_ASYNC
+            }
+        }
     }
 
     func receiveBody(_ id: UInt64, _ input: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
@@ -115,6 +137,7 @@ extension LWSServer {
 
     func bodyComplete(_ id: UInt64) -> Int32 {
         guard let e = exchanges[id], !e.dispatched else { return 0 }
+        exchanges[id]?.bodyDeadline = nil
         lws_set_timeout(e.wsi, NO_PENDING_TIMEOUT, 0)
         dispatch(id)
         return 0

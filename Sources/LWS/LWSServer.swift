@@ -93,12 +93,21 @@ public final class LWSServer {
         }
     }
 
-    /// One WebSocket connection (lifetime: ESTABLISHED to CLOSED).
+    /// One WebSocket connection (lifetime: ESTABLISHED to CLOSED). Always mutated in place in
+    /// `connections` (or taken out of it while being written): a copy would make every change to
+    /// the queue copy it.
     struct Connection {
         let wsi: OpaquePointer
         var queue: OutgoingQueue
         var receiving: [UInt8] = []
         var closing: (code: UInt16, reason: String)?
+
+        /// Queues `message` unless closing or over the bound; `wake` is the wsi to ask a writeable
+        /// callback for (when the queue was empty).
+        mutating func enqueue(_ message: OutgoingMessage) -> (accepted: Bool, wake: OpaquePointer?) {
+            guard closing == nil, queue.push(message) else { return (false, nil) }
+            return (true, queue.count == 1 ? wsi : nil)
+        }
     }
 
     public let configuration: LWSConfiguration
@@ -192,6 +201,9 @@ public final class LWSServer {
         // can do only if the table is smaller than what the process may open: otherwise accept()
         // fails with EMFILE on a listen socket that stays readable, and the loop spins.
         info.fd_limit_per_thread = UInt32(Self.descriptorBudget(reserved: configuration.reservedDescriptors))
+        // Room for a request head of up to 4 KiB (lws's default of 1 KiB drops longer query
+        // strings without an answer); it is held only while a head is parsed.
+        info.max_http_header_data = 4096
         if let cert = configuration.tlsCertificatePath, let key = configuration.tlsPrivateKeyPath {
             info.options |= UInt64(LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT)
             info.ssl_cert_filepath = UnsafePointer(cString(cert))
@@ -286,6 +298,7 @@ public final class LWSServer {
             logger.notice("signal received: closing connections and stopping")
             beginClosing()
         }
+        if !exchanges.isEmpty { expireSlowBodies(now: Date()) }
         delegate?.server(self, handle: .tick)
         scheduleTick()
     }
@@ -324,13 +337,11 @@ public final class LWSServer {
     /// connection's bound, or the connection is gone or closing.
     @discardableResult
     public func send(_ connection: ConnectionID, _ message: OutgoingMessage) -> Bool {
-        guard var c = connections[connection.value], c.closing == nil else { return false }
-        guard c.queue.push(message) else { return false }
-        let wsi = c.wsi
-        let wasEmpty = c.queue.count == 1
-        connections[connection.value] = c
-        if wasEmpty { lws_callback_on_writable(wsi) }
-        return true
+        // Mutated in place through the dictionary: a copy of the connection would make the push
+        // copy its whole queue (copy-on-write).
+        guard let (accepted, wake) = connections[connection.value]?.enqueue(message) else { return false }
+        if let wake { lws_callback_on_writable(wake) }
+        return accepted
     }
 
     public func queuedBytes(_ connection: ConnectionID) -> Int {
@@ -370,7 +381,12 @@ public final class LWSServer {
             guard let wsi else { return 1 }
             let path = header(wsi, WSI_TOKEN_GET_URI)
             guard configuration.webSocketPaths.contains(path) else { return 1 }
-            return originAllowed(wsi) ? 0 : 1
+            guard originAllowed(wsi) else {
+                // A clear refusal rather than a dropped connection.
+                _ = lws_return_http_status(wsi, 403, "origin not allowed")
+                return 1
+            }
+            return 0
 
         case LWS_CALLBACK_ESTABLISHED:
             guard let wsi, let slot else { return -1 }
@@ -383,21 +399,25 @@ public final class LWSServer {
             return 0
 
         case LWS_CALLBACK_RECEIVE:
-            guard let wsi, let slot, var c = connections[slot.pointee] else { return -1 }
+            guard let wsi, let slot, let received = connections[slot.pointee]?.receiving.count else { return -1 }
             if lws_frame_is_binary(wsi) != 0 {
                 return refuse(wsi, slot, code: lws_close_status(rawValue: 4400), "bad message: binary frames are not accepted")
             }
-            if c.receiving.count + length > configuration.maxWebSocketMessageBytes {
+            // The frame's announced size counts at once, not only what has arrived of it.
+            let announced = Int(clamping: UInt64(lws_remaining_packet_payload(wsi)))
+            if received + length > configuration.maxWebSocketMessageBytes - min(announced, configuration.maxWebSocketMessageBytes) {
                 return refuse(wsi, slot, code: LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
                               "message too big (limit \(configuration.maxWebSocketMessageBytes) bytes)")
             }
             if let input, length > 0 {
-                c.receiving.append(contentsOf: UnsafeRawBufferPointer(start: input, count: length))
+                connections[slot.pointee]?.receiving.append(contentsOf: UnsafeRawBufferPointer(start: input, count: length))
             }
             let complete = lws_is_final_fragment(wsi) != 0 && lws_remaining_packet_payload(wsi) == 0
-            let message = complete ? c.receiving : nil
-            if complete { c.receiving = [] }
-            connections[slot.pointee] = c
+            var message: [UInt8]?
+            if complete {
+                message = connections[slot.pointee]?.receiving
+                connections[slot.pointee]?.receiving = []
+            }
             if let message {
                 delegate?.server(self, handle: .message(ConnectionID(slot.pointee), String(decoding: message, as: UTF8.self)))
             }
@@ -457,7 +477,9 @@ public final class LWSServer {
     /// permessage-deflate, which must frame through lws). A large message goes out through lws a
     /// fragment per callback, so lws never has to copy a remainder it could not send.
     private func writeQueued(_ wsi: OpaquePointer, _ id: UInt64) -> Int32 {
-        guard var c = connections[id] else { return -1 }
+        // Taken out of the table while it is written, so the queue is uniquely referenced and
+        // changes in place; every path below puts it back.
+        guard var c = connections.removeValue(forKey: id) else { return -1 }
         var budget = configuration.maxBytesPerWrite
         while budget > 0, let (message, offset) = c.queue.head {
             let batch = configuration.permessageDeflate ? [] :

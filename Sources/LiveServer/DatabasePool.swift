@@ -76,9 +76,12 @@ final class DatabasePool: @unchecked Sendable {
 }
 
 extension DatabasePool {
-    /// Waits until every job submitted so far has finished (shutdown).
-    func drain() {
-        for worker in workers { worker.queue.sync {} }
+    /// Waits until every job submitted so far has finished, at most `timeout` (a job can wait on
+    /// a lock held by another writer); true when all did.
+    func drain(timeout: TimeInterval = 5) -> Bool {
+        let group = DispatchGroup()
+        for worker in workers { worker.queue.async(group: group) {} }
+        return group.wait(timeout: .now() + timeout) == .success
     }
 }
 

@@ -170,6 +170,11 @@ struct Fields {
             return nil
         case let s as String:
             guard !s.isEmpty, s.count <= maxLength else { throw error("\"\(key)\" must be 1 to \(maxLength) characters") }
+            // A NUL would cut the text short on its way through libpq; other control characters
+            // have no place in ids and names.
+            guard !s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+                throw error("\"\(key)\" must not contain control characters")
+            }
             return s
         default:
             throw error("\"\(key)\" must be a string")
@@ -209,6 +214,9 @@ struct Fields {
         case let list as [Any]:
             let s = list.compactMap { $0 as? String }
             guard s.count == list.count, s.count <= 1000 else { throw error("\"\(key)\" must be a list of strings") }
+            guard !s.contains(where: { $0.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } }) else {
+                throw error("\"\(key)\" must not contain control characters")
+            }
             return s
         default: throw error("\"\(key)\" must be a list of strings")
         }
@@ -259,7 +267,7 @@ func parseISOTime(_ text: String) -> Date? {
 /// Parses a request body as a JSON object.
 func jsonObject(_ body: [UInt8]) throws -> [String: Any] {
     guard !body.isEmpty else { throw APIError.badRequest("the body is empty: send a JSON object") }
-    guard let value = try? JSONSerialization.jsonObject(with: Data(body)) else {
+    guard StrictJSON.isValid(body), let value = try? JSONSerialization.jsonObject(with: Data(body)) else {
         throw APIError.badRequest("the body is not valid JSON")
     }
     guard let object = value as? [String: Any] else { throw APIError.badRequest("the body must be a JSON object") }

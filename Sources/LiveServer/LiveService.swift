@@ -21,7 +21,7 @@ public final class LiveService: LWSServerDelegate {
         public var resumeCapacity = 100_000
         public var heartbeatSeconds: TimeInterval = 5
         /// The fan-out tick in milliseconds (see LiveState).
-        public var batchMilliseconds = 15
+        public var batchMilliseconds = 10
         public var databaseWorkers = 2
         public var openAPIDocument: String = "{}"
 
@@ -33,7 +33,7 @@ public final class LiveService: LWSServerDelegate {
     private let conninfo: String
     let pool: DatabasePool
     private let tailer = Tailer()
-    private let snapshotQueue = DispatchQueue(label: "sightline-snapshots")
+    let snapshotQueue = DispatchQueue(label: "sightline-snapshots")
     private(set) var server: LWSServer?
     var state: LiveState
     let startedAt = Date()
@@ -72,7 +72,7 @@ public final class LiveService: LWSServerDelegate {
     /// run. Call after the loop ended (the server's `beforeDestroy`).
     public func shutdown() {
         if !tailer.stopAndJoin() { logger.warning("the log tailer did not stop within 5 s") }
-        pool.drain()
+        if !pool.drain() { logger.warning("database work still running after 5 s; stopping without it") }
         snapshotQueue.sync {}
     }
 

@@ -28,7 +28,7 @@ struct LiveState {
         var resumeCapacity = 100_000
         var heartbeatSeconds: TimeInterval = 5
         /// The fan-out tick: under load a client gets at most one frame per tick.
-        var batchMilliseconds = 15
+        var batchMilliseconds = 10
         /// Deltas per frame at most (a frame is split beyond).
         var frameDeltas = 500
         /// A resume that would replay more than this gets a snapshot instead.
@@ -401,9 +401,7 @@ struct LiveState {
         // sessions were sent: the deltas after it are then exactly the next flushes.
         let flushed = flush(now: now)
         snapshotJobInFlight = true
-        let job = SnapshotJob(board: board, depth: depth, databaseUp: databaseUp,
-                              staleSince: databaseUp ? nil : databaseChangedAt, filters: Array(filters), now: now)
-        return flushed + [.buildSnapshots(job)]
+        return flushed + [.buildSnapshots(snapshotJob(filters: Array(filters), now: now))]
     }
 
     /// A snapshot job finished.
@@ -483,16 +481,18 @@ struct LiveState {
         return effects
     }
 
-    mutating func countRequest(ingestOperations: Int = 0) {
+    mutating func countRequest() {
         counters.httpRequests += 1
-        counters.ingestOperations += ingestOperations
     }
 
-    /// The snapshot every newcomer would get now, for `GET /api/board` (built on the loop: the
-    /// HTTP read is rare, and bounded by the board's size).
-    func snapshotText(filter: Filter, now: Date) -> String {
+    mutating func countIngest(_ operations: Int) {
+        counters.ingestOperations += operations
+    }
+
+    /// Snapshots of the board as it is now, to encode off the loop (`GET /api/board`).
+    func snapshotJob(filters: [Filter], now: Date) -> SnapshotJob {
         SnapshotJob(board: board, depth: depth, databaseUp: databaseUp,
-                    staleSince: databaseUp ? nil : databaseChangedAt, filters: [filter], now: now).encode(filter)
+                    staleSince: databaseUp ? nil : databaseChangedAt, filters: filters, now: now)
     }
 }
 

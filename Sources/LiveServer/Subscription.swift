@@ -52,7 +52,7 @@ struct Subscription: Sendable {
     mutating func received(_ text: String, canResume: (LogPosition) -> Bool,
                            tokenAccepted: (String?) -> Bool) -> [Action] {
         guard phase != .closed else { return [] }
-        guard let data = text.data(using: .utf8),
+        guard StrictJSON.isValid(Array(text.utf8)), let data = text.data(using: .utf8),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let type = object["type"] as? String else {
             return close(4400, "bad message: expected a JSON object with a \"type\"")

@@ -42,7 +42,7 @@ struct Serve: ParsableCommand {
     var heartbeatSeconds: Double = 5
 
     @Option(help: "Fan-out tick in milliseconds: under load each client gets at most one frame of deltas per tick; when idle a delta goes out at once.")
-    var batchMs: Int = 15
+    var batchMs: Int = 10
 
     @Option(help: "Seconds a request body may take to arrive after its headers; slower connections are closed.")
     var bodyTimeoutSeconds: Int = 10
