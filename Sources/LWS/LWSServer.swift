@@ -160,6 +160,9 @@ public final class LWSServer {
 
     public var connectionCount: Int { connections.count }
 
+    /// Connections that still have something waiting to be written.
+    public var backloggedConnectionCount: Int { connections.values.reduce(0) { $0 + ($1.queue.isEmpty ? 0 : 1) } }
+
     /// Bytes waiting in every connection's queue (not yet handed to the kernel).
     public var totalQueuedBytes: Int { connections.values.reduce(0) { $0 + $1.queue.queuedBytes } }
     public private(set) var boundPort = 0

@@ -131,6 +131,7 @@ public final class LiveService: LWSServerDelegate {
         let now = Date()
         switch event {
         case .rows(let rows):
+            if let server { state.clientsBacklogged(server.backloggedConnectionCount) }
             perform(state.rowsArrived(rows, now: now))
             tailer.applied(rows.count)
         case .configurationChanged:
@@ -163,6 +164,7 @@ public final class LiveService: LWSServerDelegate {
         case .tick:
             perform(state.tick(now: now))
         case .timer:
+            state.clientsBacklogged(server.backloggedConnectionCount)
             perform(state.flush(now: now))
         }
     }

@@ -27,10 +27,14 @@ struct LiveState {
         /// Deltas kept for resuming clients.
         var resumeCapacity = 100_000
         var heartbeatSeconds: TimeInterval = 5
-        /// The fan-out tick: under load a client gets at most one frame per tick.
+        /// The fan-out tick: under load a client gets at most one frame per tick. It stretches up
+        /// to `maxBatchMilliseconds` while clients are still writing earlier frames.
         var batchMilliseconds = 10
-        /// Deltas per frame at most (a frame is split beyond).
-        var frameDeltas = 500
+        var maxBatchMilliseconds = 100
+        /// Deltas per frame at most (a frame is split beyond). 64 deltas are about 32 KiB, one
+        /// coalesced write; readers that look at a bounded number of ids per message (the
+        /// shared load client counts at most 64) see every one.
+        var frameDeltas = 64
         /// A resume that would replay more than this gets a snapshot instead.
         var maxReplayDeltas = 20_000
         /// A snapshot is reused this long (the deltas after it bring it up to date).
@@ -41,7 +45,7 @@ struct LiveState {
         init() {}
 
         /// Checks every limit (a zero frame size would loop, a zero capacity would lose deltas).
-        init(resumeCapacity: Int, heartbeatSeconds: TimeInterval, batchMilliseconds: Int, frameDeltas: Int = 500,
+        init(resumeCapacity: Int, heartbeatSeconds: TimeInterval, batchMilliseconds: Int, frameDeltas: Int = 64,
              maxReplayDeltas: Int = 20_000, snapshotMaxAge: TimeInterval = 1) throws {
             guard resumeCapacity >= 100 else { throw Error.outOfRange("resume capacity must be at least 100") }
             guard heartbeatSeconds >= 0.05, heartbeatSeconds <= 3600 else { throw Error.outOfRange("heartbeat must be 0.05 to 3600 s") }
@@ -52,6 +56,7 @@ struct LiveState {
             self.resumeCapacity = resumeCapacity
             self.heartbeatSeconds = heartbeatSeconds
             self.batchMilliseconds = batchMilliseconds
+            self.maxBatchMilliseconds = max(batchMilliseconds, 100)
             self.frameDeltas = frameDeltas
             self.maxReplayDeltas = maxReplayDeltas
             self.snapshotMaxAge = snapshotMaxAge
@@ -121,6 +126,10 @@ struct LiveState {
     private(set) var flushedPosition: LogPosition
     private var lastFlushAt = Date.distantPast
     private var flushScheduled = false
+    /// The tick in force: `batchMilliseconds`, stretched while clients fall behind.
+    private(set) var tickMilliseconds: Double
+    /// Connections with frames still waiting to be written, as the server last said.
+    private var backloggedClients = 0
     private var lastHeartbeat: Date
     private var lastDepthSample = Date.distantPast
     private var snapshotCache: [Filter: CachedSnapshot] = [:]
@@ -140,6 +149,7 @@ struct LiveState {
         self.tokens = tokens
         deltaLog = DeltaLog(capacity: limits.resumeCapacity, floor: board.position)
         flushedPosition = board.position
+        tickMilliseconds = Double(limits.batchMilliseconds)
         databaseChangedAt = now
         lastTailerContact = now
         lastHeartbeat = now
@@ -183,10 +193,27 @@ struct LiveState {
     private mutating func flushSoon(now: Date) -> [Effect] {
         guard board.position > flushedPosition else { return [] }
         let elapsed = now.timeIntervalSince(lastFlushAt) * 1000
-        if elapsed >= Double(limits.batchMilliseconds) { return flush(now: now) }
+        if elapsed >= tickMilliseconds { return flush(now: now) }
         guard !flushScheduled else { return [] }
         flushScheduled = true
-        return [.scheduleFlush(milliseconds: max(1, Int((Double(limits.batchMilliseconds) - elapsed).rounded())))]
+        return [.scheduleFlush(milliseconds: max(1, Int((tickMilliseconds - elapsed).rounded())))]
+    }
+
+    /// How many connections still have frames waiting (the server's count, before a flush).
+    /// While more than a tenth of the live sessions do, the tick stretches (x1.5, up to
+    /// `maxBatchMilliseconds`): fewer, larger frames cost fewer writes and wake-ups for the same
+    /// deltas. When they keep up it shrinks back (x0.75) to `batchMilliseconds`.
+    mutating func clientsBacklogged(_ count: Int) {
+        backloggedClients = count
+    }
+
+    private mutating func adaptTick() {
+        let live = max(1, sessions.count)
+        if backloggedClients * 10 > live {
+            tickMilliseconds = min(Double(limits.maxBatchMilliseconds), tickMilliseconds * 1.5)
+        } else {
+            tickMilliseconds = max(Double(limits.batchMilliseconds), tickMilliseconds * 0.75)
+        }
     }
 
     /// Sends every delta since the last flush to every live session: one shared frame (or a few,
@@ -194,6 +221,7 @@ struct LiveState {
     mutating func flush(now: Date) -> [Effect] {
         flushScheduled = false
         guard board.position > flushedPosition else { return [] }
+        adaptTick()
         let entries = deltaLog.after(flushedPosition)
         let position = board.position
         flushedPosition = position
@@ -474,7 +502,7 @@ struct LiveState {
             board.startDay(today)
             effects += resynchroniseAll(now: now)
         }
-        if flushScheduled, now.timeIntervalSince(lastFlushAt) * 1000 >= Double(limits.batchMilliseconds) * 4 {
+        if flushScheduled, now.timeIntervalSince(lastFlushAt) * 1000 >= tickMilliseconds * 4 {
             // A lost timer must not hold deltas back.
             effects += flush(now: now)
         }

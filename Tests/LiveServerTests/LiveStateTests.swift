@@ -83,6 +83,29 @@ final class LiveStateTests: XCTestCase {
         XCTAssertTrue(state.flush(now: t0 + 1.03).isEmpty, "nothing twice")
     }
 
+    func testTheTickStretchesWhileClientsAreBehindAndShrinksWhenTheyKeepUp() throws {
+        var state = try makeState(batchMilliseconds: 10)
+        for i in 1...10 { _ = subscribe(&state, UInt64(i), now: t0) }
+        var now = t0 + 1
+        state.clientsBacklogged(5)   // half of the clients still write earlier frames
+        for _ in 0..<10 {
+            _ = state.rowsArrived(queuedCall("sales"), now: now)
+            _ = state.flush(now: now)
+            now += 0.2
+        }
+        XCTAssertEqual(state.tickMilliseconds, 100, "stretched to the maximum")
+        let waiting = state.rowsArrived(queuedCall("sales"), now: now - 0.2 + 0.05)  // 50 ms after the last flush
+        guard case .scheduleFlush(let ms)? = waiting.first else { return XCTFail("\(waiting)") }
+        XCTAssertEqual(ms, 50, "the next frame waits for the stretched tick")
+        state.clientsBacklogged(1)   // one in ten: keeping up
+        for _ in 0..<20 {
+            _ = state.flush(now: now)
+            _ = state.rowsArrived(queuedCall("sales"), now: now + 1)
+            now += 1
+        }
+        XCTAssertEqual(state.tickMilliseconds, 10, "back to the configured tick")
+    }
+
     func testOneFramePerFilterSharedBySessionsAndQueuelessDeltasOnlyForEveryQueue() throws {
         var state = try makeState()
         _ = subscribe(&state, 1, now: t0)
