@@ -31,9 +31,6 @@ public struct LWSConfiguration: Sendable {
     public var maxWebSocketMessageBytes = 64 << 10
     /// Bytes that may wait for one WebSocket connection; `send` refuses beyond.
     public var maxOutgoingBytesPerConnection = 4 << 20
-    /// At most this many bytes are written to one connection per writeable callback, so one fast
-    /// reader cannot keep the loop from the others.
-    public var maxBytesPerWrite = 256 << 10
     public var permessageDeflate = false
     /// nil: an Origin must match the Host header (or be absent); else exactly one of these.
     public var allowedOrigins: [String]?
@@ -135,8 +132,10 @@ public final class LWSServer {
     private var tickTimer: UnsafeMutablePointer<sightline_timer>?
     private var wakeTimer: UnsafeMutablePointer<sightline_timer>?
     private static let fragmentBytes = 32 * 1024
-    /// Loop-thread scratch space for one fragment with headroom.
-    private let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: Int(SIGHTLINE_LWS_PRE) + fragmentBytes)
+    /// Small messages written together in one callback, frame headers included.
+    private static let batchBytes = 64 * 1024
+    /// Loop-thread scratch space for one write with headroom.
+    private let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: Int(SIGHTLINE_LWS_PRE) + max(fragmentBytes, batchBytes))
 
     public init(configuration: LWSConfiguration, logger: Logger) throws {
         guard configuration.maxOutgoingBytesPerConnection >= 64 << 10 else {
@@ -146,8 +145,8 @@ public final class LWSServer {
             throw Error.badConfiguration("body limits must be at least 1024 bytes, the total at least one body")
         }
         guard configuration.bodyTimeoutSeconds >= 1, configuration.tickMilliseconds >= 10,
-              configuration.maxBytesPerWrite >= Self.fragmentBytes, configuration.maxWebSocketMessageBytes >= 1024 else {
-            throw Error.badConfiguration("body timeout >= 1 s, tick >= 10 ms, bytes per write >= 32 KiB, message limit >= 1 KiB")
+              configuration.maxWebSocketMessageBytes >= 1024 else {
+            throw Error.badConfiguration("body timeout >= 1 s, tick >= 10 ms, message limit >= 1 KiB")
         }
         self.configuration = configuration
         self.logger = logger
@@ -200,10 +199,14 @@ public final class LWSServer {
         info.user = Unmanaged.passUnretained(self).toOpaque()
         info.options = UInt64(LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE)
             | UInt64(LWS_SERVER_OPTION_VALIDATE_UTF8)
-        // lws stops accepting when its table is full (it modulates the listen socket), which it
-        // can do only if the table is smaller than what the process may open: otherwise accept()
-        // fails with EMFILE on a listen socket that stays readable, and the loop spins.
-        info.fd_limit_per_thread = UInt32(Self.descriptorBudget(reserved: configuration.reservedDescriptors))
+        // lws sizes its descriptor table from the soft limit when the context is created. It is
+        // created with the limit `reservedDescriptors` below what the process may open, and the
+        // limit raised after: the database connections and files then always have room, and a
+        // client socket beyond the table is closed by lws, where accept() failing with EMFILE on
+        // a listen socket that stays readable made the loop spin. (Setting fd_limit_per_thread
+        // instead makes lws look every descriptor up by a linear search: 64% of the server's
+        // time with 10,000 clients.)
+        let descriptors = Self.descriptorLimits(reserved: configuration.reservedDescriptors)
         // Room for a request head of up to 4 KiB (lws's default of 1 KiB drops longer query
         // strings without an answer); it is held only while a head is parsed.
         info.max_http_header_data = 4096
@@ -233,6 +236,7 @@ public final class LWSServer {
         }
         context = ctx
         mailbox.attach(ctx)
+        Self.setDescriptorLimit(descriptors.afterwards)
         boundPort = configuration.port
         tickTimer = makeTimer()
         wakeTimer = makeTimer()
@@ -252,17 +256,23 @@ public final class LWSServer {
         loopThread = nil
     }
 
-    /// How many client sockets lws may hold: the process's descriptor limit (raised to its hard
-    /// limit) less `reserved`.
-    static func descriptorBudget(reserved: Int) -> Int {
+    /// Sets the soft descriptor limit for the context's table (`reserved` below what the process
+    /// will have) and returns the limit to set once the context exists.
+    static func descriptorLimits(reserved: Int) -> (table: Int, afterwards: Int) {
         var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
-        if limit.rlim_cur < limit.rlim_max {
-            var raised = limit
-            raised.rlim_cur = min(limit.rlim_max, 1 << 20)
-            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
-        }
-        return max(16, Int(min(limit.rlim_cur, 1 << 20)) - reserved)
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return (1024, 1024) }
+        // Up to the hard limit, at most 256 Ki descriptors (lws keeps a table entry for each).
+        let most = Int(min(limit.rlim_max, 1 << 18))
+        let table = max(32, most - reserved)
+        setDescriptorLimit(table)
+        return (table, most)
+    }
+
+    static func setDescriptorLimit(_ n: Int) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        limit.rlim_cur = rlim_t(min(UInt64(n), UInt64(limit.rlim_max)))
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
     }
 
     /// Closes WebSocket clients with 1001, then `run()` returns. (Other threads: `mailbox.requestStop()`.)
@@ -475,7 +485,7 @@ public final class LWSServer {
 
     /// Writes what waits for a connection. lws takes one write per writeable callback (it
     /// reports the pipe choked after any write), so small messages are coalesced: as many whole
-    /// messages as fit in the scratch space go out in one write, each framed here as a complete
+    /// messages as fit in 64 KiB go out in one write, each framed here as a complete
     /// WebSocket text frame (server frames are unmasked; this framing is used only without
     /// permessage-deflate, which must frame through lws). A large message goes out through lws a
     /// fragment per callback, so lws never has to copy a remainder it could not send.
@@ -483,10 +493,11 @@ public final class LWSServer {
         // Taken out of the table while it is written, so the queue is uniquely referenced and
         // changes in place; every path below puts it back.
         guard var c = connections.removeValue(forKey: id) else { return -1 }
-        var budget = configuration.maxBytesPerWrite
-        while budget > 0, let (message, offset) = c.queue.head {
+        if let (message, offset) = c.queue.head {
+            // One write per callback: lws reports the pipe choked after any write (checking
+            // costs a poll(2) per write and always says so), so the next waits for POLLOUT.
             let batch = configuration.permessageDeflate ? [] :
-                c.queue.leadingWhole(maxBytes: Self.fragmentBytes, maxMessageBytes: Self.fragmentBytes - 16,
+                c.queue.leadingWhole(maxBytes: Self.batchBytes, maxMessageBytes: Self.fragmentBytes,
                                      overhead: Self.frameHeaderBytes)
             let written: Int32, n: Int
             if batch.count > 1 {
@@ -498,11 +509,7 @@ public final class LWSServer {
                 }
                 n = p - (scratch + Int(SIGHTLINE_LWS_PRE))
                 written = lws_write(wsi, scratch + Int(SIGHTLINE_LWS_PRE), n, LWS_WRITE_HTTP)  // LWS_WRITE_RAW: bytes as they are
-                if written < n {
-                    connections[id] = c
-                    return -1
-                }
-                for m in batch { c.queue.wrote(m.count) }
+                if written >= n { for m in batch { c.queue.wrote(m.count) } }
             } else {
                 // Fragments are copied to scratch space because lws writes the frame header into
                 // the headroom in front of them, and the message is shared.
@@ -515,14 +522,12 @@ public final class LWSServer {
                     (scratch + Int(SIGHTLINE_LWS_PRE)).update(from: message.payload + offset, count: n)
                     written = lws_write(wsi, scratch + Int(SIGHTLINE_LWS_PRE), n, lws_write_protocol(UInt32(flags)))
                 }
-                if written < n {
-                    connections[id] = c
-                    return -1
-                }
-                c.queue.wrote(n)
+                if written >= n { c.queue.wrote(n) }
             }
-            budget -= n
-            if lws_send_pipe_choked(wsi) != 0 { break }
+            if written < n {
+                connections[id] = c
+                return -1
+            }
         }
         if let closing = c.closing, c.queue.offset == 0, c.queue.isEmpty || closing.code == 1001 || closing.code >= 4000 {
             var bytes = Array(closing.reason.utf8)
