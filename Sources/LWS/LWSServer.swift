@@ -525,6 +525,7 @@ public final class LWSServer {
                 if written >= n { c.queue.wrote(n) }
             }
             if written < n {
+                logger.warning("write to ws-\(id) failed (lws_write gave \(written) of \(n) bytes, \(batch.count) messages); closing it")
                 connections[id] = c
                 return -1
             }

@@ -34,7 +34,7 @@ public final class OutgoingMessage: @unchecked Sendable {
 
 /// What waits to be written to one WebSocket connection: whole messages in order, the first one
 /// possibly partly written. Push and pop are O(1); the bytes waiting are bounded by `byteLimit`
-/// (a single message always fits in an empty queue, so a large snapshot can be sent).
+/// (a single message always fits behind at most a started one, so a large snapshot can be sent).
 ///
 /// A value type without I/O: the server asks it for the next piece to write and tells it what
 /// was written.
@@ -58,9 +58,12 @@ public struct OutgoingQueue {
     public var isEmpty: Bool { messages.isEmpty }
     public var count: Int { messages.count }
 
-    /// Queues `message`; false (nothing queued) when it would go over the limit.
+    /// Queues `message`; false (nothing queued) when it would go over the limit. One message
+    /// always fits behind nothing but a message already started (a resynchronising snapshot
+    /// must be sendable after the rest was dropped).
     public mutating func push(_ message: OutgoingMessage) -> Bool {
-        guard messages.isEmpty || queuedBytes + message.count <= byteLimit else { return false }
+        let onlyStarted = messages.isEmpty || (messages.count == 1 && offset > 0)
+        guard onlyStarted || queuedBytes + message.count <= byteLimit else { return false }
         messages.append(message)
         queuedBytes += message.count
         return true

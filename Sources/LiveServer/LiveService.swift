@@ -80,14 +80,18 @@ public final class LiveService: LWSServerDelegate {
 
     func perform(_ effects: [LiveState.Effect]) {
         guard let server, !effects.isEmpty else { return }
-        var overflowed = Set<ConnectionID>()
+        // A refused send is handled after the whole list: what the state decides then (a
+        // snapshot, a flush of newer deltas) must reach every client after what this list
+        // queues, never before it.
+        var overflowed: [ConnectionID] = []
+        var skip = Set<ConnectionID>()
         for effect in effects {
             switch effect {
             case .send(let connection, let message):
-                guard !overflowed.contains(connection) else { continue }
+                guard !skip.contains(connection) else { continue }
                 if !server.send(connection, message) {
-                    overflowed.insert(connection)
-                    perform(state.overflowed(connection, now: Date()))
+                    skip.insert(connection)
+                    overflowed.append(connection)
                 }
             case .discardQueued(let connection):
                 server.discardQueued(connection)
@@ -124,6 +128,9 @@ public final class LiveService: LWSServerDelegate {
                 case .warning: logger.warning("\(message)")
                 }
             }
+        }
+        for connection in overflowed {
+            perform(state.overflowed(connection, now: Date()))
         }
     }
 

@@ -39,6 +39,17 @@ final class OutgoingQueueTests: XCTestCase {
         XCTAssertEqual(q.queuedBytes, 0)
     }
 
+    func testAfterADiscardOneMessageFitsBehindTheStartedOne() throws {
+        var q = try OutgoingQueue(byteLimit: 1024)
+        _ = q.push(message(1000))
+        _ = q.push(message(20))
+        q.wrote(10)
+        XCTAssertFalse(q.push(message(500)), "over the limit")
+        q.discardUnstarted()
+        XCTAssertTrue(q.push(message(5000)), "the snapshot fits behind the started message")
+        XCTAssertFalse(q.push(message(1)), "and nothing more")
+    }
+
     func testDiscardKeepsAMessageAlreadyStarted() throws {
         var q = try OutgoingQueue(byteLimit: 1 << 20)
         let a = message(100)
