@@ -16,6 +16,13 @@ struct HTTPExchange {
     var bodyDeadline: Date?
     /// Answered early and still open by then: closed without waiting for the client.
     var killAt: Date?
+    /// The whole body has arrived (or was never announced).
+    var bodyDone = false
+    /// The response went out; the connection waits for the rest of the body, then closes.
+    var responded = false
+    /// After an early answer, read (and drop) the rest of the body before closing, so a client
+    /// that sends it all before reading gets the answer. Not for a client that is too slow.
+    var drainBody = true
     var response: HTTPResponse?
     var headersSent = false
     var sentBytes = 0
@@ -87,13 +94,14 @@ extension LWSServer {
     }
 
     /// Answers before (or instead of) reading the body.
-    private func answerEarly(_ id: RequestID, _ response: HTTPResponse, _ expectsBody: Bool) {
+    private func answerEarly(_ id: RequestID, _ response: HTTPResponse, _ expectsBody: Bool, drain: Bool = true) {
         guard var e = exchanges[id.value] else { return }
         e.ignoringBody = true
+        e.drainBody = drain
         e.closeAfterResponse = expectsBody
         e.dispatched = true
         e.bodyDeadline = nil
-        if expectsBody { e.killAt = Date(timeIntervalSinceNow: 2) }
+        e.bodyDone = !expectsBody
         exchanges[id.value] = e
         respond(id, response)
     }
@@ -104,7 +112,8 @@ extension LWSServer {
         for (id, e) in exchanges {
             if let deadline = e.bodyDeadline, now >= deadline {
                 answerEarly(RequestID(value: id), .error(status: 408, code: "request_timeout",
-                                                         message: "the body did not arrive within \(configuration.bodyTimeoutSeconds) s"), true)
+                                                         message: "the body did not arrive within \(configuration.bodyTimeoutSeconds) s"),
+                            true, drain: false)
             } else if let killAt = e.killAt, now >= killAt {
                 exchanges[id]?.killAt = nil
                 lws_set_timeout(e.wsi, PENDING_TIMEOUT_USER_OK, -1)  // LWS_TO_KILL_ASYNC
@@ -124,7 +133,7 @@ extension LWSServer {
             release(&e)
             exchanges[id] = e
             answerEarly(RequestID(value: id), .error(status: 503, code: "busy", message: "too many request bodies in flight",
-                                                     hint: "retry shortly"), true)
+                                                     hint: "retry shortly"), true, drain: false)
             return 0
         }
         if let input, length > 0 {
@@ -136,6 +145,9 @@ extension LWSServer {
     }
 
     func bodyComplete(_ id: UInt64) -> Int32 {
+        exchanges[id]?.bodyDone = true
+        // Answered early, and the client has now sent the rest: close as announced.
+        if exchanges[id]?.responded == true { return -1 }
         guard let e = exchanges[id], !e.dispatched else { return 0 }
         exchanges[id]?.bodyDeadline = nil
         lws_set_timeout(e.wsi, NO_PENDING_TIMEOUT, 0)
@@ -219,6 +231,14 @@ extension LWSServer {
                 lws_callback_on_writable(wsi)
                 return 0
             }
+        }
+        if e.closeAfterResponse && !e.bodyDone && e.drainBody {
+            // The client may still be sending the body it announced: let it finish (what
+            // arrives is dropped) so it can read this answer, then close; at the latest after
+            // the body timeout.
+            exchanges[slot.pointee]?.responded = true
+            exchanges[slot.pointee]?.killAt = Date(timeIntervalSinceNow: TimeInterval(configuration.bodyTimeoutSeconds))
+            return 0
         }
         let close = e.closeAfterResponse
         endExchange(slot.pointee)
