@@ -143,6 +143,8 @@ public final class LiveService: LWSServerDelegate {
             tailer.applied(rows.count)
         case .configurationChanged:
             perform(state.reloadConfiguration())
+        case .alive:
+            state.tailerAlive(now: now)
         case .databaseUp:
             perform(state.databaseChanged(up: true, now: now))
         case .databaseDown:

@@ -37,8 +37,11 @@ struct LiveState {
         var frameDeltas = 64
         /// A resume that would replay more than this gets a snapshot instead.
         var maxReplayDeltas = 20_000
-        /// A snapshot is reused this long (the deltas after it bring it up to date).
+        /// A snapshot is reused this long (the deltas after it bring it up to date)...
         var snapshotMaxAge: TimeInterval = 1
+        /// ...and while at most this many deltas came after it: a client resynchronised because it
+        /// fell behind must not be handed a long catch-up that makes it fall behind again.
+        var snapshotMaxCatchUp = 256
         var depthSampleSeconds: TimeInterval = 30
         var depthSamples = 120
 
@@ -269,6 +272,12 @@ struct LiveState {
         return text + "]}"
     }
 
+    /// The tailer polled and found its connection fine (it says so at least once a second), so
+    /// `/healthz` can tell a quiet log from a stuck tailer.
+    mutating func tailerAlive(now: Date) {
+        lastTailerContact = now
+    }
+
     mutating func databaseChanged(up: Bool, now: Date) -> [Effect] {
         lastTailerContact = now
         var effects: [Effect] = []
@@ -414,7 +423,8 @@ struct LiveState {
         guard let session = sessions[connection] else { return [] }
         let filter = session.subscription.queues
         if let cached = snapshotCache[filter], now.timeIntervalSince(cached.builtAt) <= limits.snapshotMaxAge,
-           deltaLog.covers(cached.position, newest: flushedPosition) {
+           deltaLog.covers(cached.position, newest: flushedPosition),
+           deltaLog.after(cached.position).count <= limits.snapshotMaxCatchUp {
             return deliver(cached, to: connection)
         }
         sessions[connection]?.awaitingSnapshot = true

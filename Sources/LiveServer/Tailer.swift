@@ -41,6 +41,8 @@ final class Tailer: Sendable {
     enum Event: Sendable {
         case rows([LogRow])
         case configurationChanged
+        /// The tailer is polling and the connection is fine (at most once a second while idle).
+        case alive
         case databaseUp
         case databaseDown(String)
     }
@@ -129,6 +131,7 @@ private struct TailerLoop {
     /// Reads until stopped; throws when the connection breaks.
     private mutating func follow(_ store: InteractionStore) throws {
         var quietReads = 0
+        var lastAlive = Date()
         while !handle.isStopped {
             // The loop is behind: let PostgreSQL hold the rows until it catches up.
             while handle.pending > Tailer.maxBacklog, !handle.isStopped { usleep(2_000) }
@@ -153,6 +156,10 @@ private struct TailerLoop {
             }
             if notes.contains(where: { $0.channel == "sightline_config" }) { deliver(.configurationChanged) }
             if notes.isEmpty { quietReads += 1 } else { quietReads = 0 }
+            if Date().timeIntervalSince(lastAlive) >= 1 {
+                lastAlive = Date()
+                deliver(.alive)
+            }
         }
     }
 }

@@ -183,6 +183,16 @@ final class LiveStateTests: XCTestCase {
         XCTAssertNotNil(job(state.clientMessage(ConnectionID(3), #"{"type":"hello"}"#, now: t0 + 2)), "too old: a new one")
     }
 
+    func testACachedSnapshotWithALongCatchUpIsNotReused() throws {
+        var state = try makeState(snapshotMaxAge: 100)
+        _ = subscribe(&state, 1, now: t0)
+        for _ in 0..<200 { _ = state.rowsArrived(queuedCall("sales"), now: t0 + 1) }   // 400 deltas
+        _ = state.flush(now: t0 + 2)
+        _ = state.clientOpened(ConnectionID(2), query: QueryItems(), now: t0 + 2)
+        let hello = state.clientMessage(ConnectionID(2), #"{"type":"hello"}"#, now: t0 + 2)
+        XCTAssertNotNil(job(hello), "400 deltas after the cached snapshot: a fresh one is built")
+    }
+
     func testASlowClientIsResynchronisedThenClosed() throws {
         var state = try makeState(snapshotMaxAge: 100)
         _ = subscribe(&state, 1, now: t0)

@@ -20,6 +20,7 @@ class LiveClient:
         self.snapshots = 0
         self.resumed = False
         self.closed = None           # (code, reason)
+        self.error = None            # what ended the background reader
         self.database = "up"
         self.lock = threading.Lock()
         self.thread = None
@@ -84,6 +85,7 @@ class LiveClient:
             except Exception as e:  # closed
                 code = getattr(getattr(e, "rcvd", None), "code", None)
                 reason = getattr(getattr(e, "rcvd", None), "reason", None)
+                self.error = repr(e)[:300]
                 self.closed = (code, reason)
         self.thread = threading.Thread(target=loop, daemon=True)
         self.thread.start()

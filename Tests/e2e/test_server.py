@@ -230,7 +230,7 @@ def test_a_client_that_stops_reading_costs_the_others_nothing(fresh_server, scen
         t0 = time.time()
         assert fast.wait_for(lambda c: iid in c.board, 15), (
             f"interaction {iid} not on the fast client's board after 15 s; snapshots {fast.snapshots}, "
-            f"closed {fast.closed}, position {fast.position}, last messages {fast.arrivals[-5:]}; "
+            f"closed {fast.closed} ({fast.error}), position {fast.position}, last messages {fast.arrivals[-5:]}; "
             f"server {server.api('GET', '/healthz')[1]}")
         lat.append(time.time() - t0)
     writers.get(timeout=180)
