@@ -412,7 +412,11 @@ public final class LWSServer {
             return 0
 
         case LWS_CALLBACK_RECEIVE:
-            guard let wsi, let slot, let received = connections[slot.pointee]?.receiving.count else { return -1 }
+            guard let wsi, let slot else { return -1 }
+            guard let received = connections[slot.pointee]?.receiving.count else {
+                logger.warning("message for unknown connection ws-\(slot.pointee); closing it")
+                return -1
+            }
             if lws_frame_is_binary(wsi) != 0 {
                 return refuse(wsi, slot, code: lws_close_status(rawValue: 4400), "bad message: binary frames are not accepted")
             }
@@ -437,7 +441,11 @@ public final class LWSServer {
             return 0
 
         case LWS_CALLBACK_SERVER_WRITEABLE:
-            guard let wsi, let slot, connections[slot.pointee] != nil else { return -1 }
+            guard let wsi, let slot else { return -1 }
+            guard connections[slot.pointee] != nil else {
+                logger.warning("writeable callback for unknown connection ws-\(slot.pointee); closing it")
+                return -1
+            }
             return writeQueued(wsi, slot.pointee)
 
         case LWS_CALLBACK_CLOSED:
