@@ -190,7 +190,7 @@ public final class LWSServer {
             }
         }
         loopThread = pthread_self()
-        lws_set_log_level(Int32(LLL_ERR), nil)
+        lws_set_log_level(Int32(LLL_ERR | LLL_WARN), nil)  // lws's own warnings reach the log too
         var info = lws_context_creation_info()
         info.port = Int32(configuration.port)
         info.iface = UnsafePointer(cString(configuration.host))
