@@ -358,6 +358,11 @@ def test_static_pages_health_metrics_openapi(sightline):
     assert status == 404
     status, health = sightline.api("GET", "/healthz")
     assert status == 200 and health["database"] == "up"
+    # The tailer reports itself alive about every second (after each poll of at most 1 s) even
+    # when the log is quiet, so a stuck tailer stands out.
+    time.sleep(5)
+    status, health = sightline.api("GET", "/healthz")
+    assert status == 200 and health["secondsSinceTailerContact"] < 3.0, health
     status, doc = sightline.api("GET", "/api/openapi.json")
     assert status == 200 and doc["openapi"].startswith("3.")
     assert "/api/interactions/{id}/transitions" in doc["paths"]
