@@ -11,11 +11,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C libraries, found with pkg-config. The shims also hold the few C helpers Swift needs.
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CLibWebSockets", pkgConfig: "libwebsockets", providers: [.apt(["libwebsockets-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // Pure logic: life cycle, live board, statistics. No I/O.
         .target(name: "InteractionModel"),
@@ -36,11 +39,24 @@ let package = Package(
             ]
         ),
 
+        // Alerts leaving the server: the outbox in PostgreSQL, Alertmanager and signed webhooks,
+        // delivered by one thread over libcurl.
+        .target(
+            name: "AlertDelivery",
+            dependencies: [
+                "CCurl", "InteractionModel", "InteractionStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // The live service: tailer, board, subscriptions, fan-out, HTTP API.
         .target(
             name: "LiveServer",
             dependencies: [
-                "InteractionModel", "InteractionStore", "LWS",
+                "InteractionModel", "InteractionStore", "LWS", "AlertDelivery",
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -60,6 +76,7 @@ let package = Package(
         .testTarget(name: "InteractionModelTests", dependencies: ["InteractionModel"]),
         .testTarget(name: "LiveServerTests", dependencies: ["LiveServer", "InteractionModel", "LWS"]),
         .testTarget(name: "LWSTests", dependencies: ["LWS"]),
+        .testTarget(name: "AlertDeliveryTests", dependencies: ["AlertDelivery", "InteractionModel"]),
         .testTarget(name: "InteractionStoreTests", dependencies: ["InteractionStore", "InteractionModel", "Simulation"]),
     ],
     swiftLanguageModes: [.v6]

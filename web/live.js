@@ -99,6 +99,7 @@ export class Live {
         this.attempt = 0;
         this.setState(msg.database === "up" ? "live" : "stale");
         this.emit("board", { snapshot: true });
+        for (const a of msg.alerts || []) this.emit("alert", a);
         break;
       }
       case "resumed":

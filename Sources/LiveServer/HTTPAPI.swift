@@ -35,7 +35,7 @@ extension LiveService {
             return
         case "metrics":
             try requireMethod("GET")
-            var response = HTTPResponse.text(status: 200, Metrics.prometheus(state: state, clients: server.connectionCount))
+            var response = HTTPResponse.text(status: 200, metrics.render(state: state, clients: server.connectionCount))
             response.contentType = "text/plain; version=0.0.4; charset=utf-8"
             server.respond(request.id, response)
             return
@@ -115,6 +115,8 @@ extension LiveService {
                 try store.upsertQueue(q)
                 return "{\"id\":" + jsonString(q.id) + "}"
             }
+        case (_, _, "alerts"):
+            try routeAlerts(request, rest: rest)
         case ("POST", 1, "agents"):
             var f = Fields(try jsonObject(request.body))
             let a = AgentConfig(id: try f.string("id", required: true, maxLength: 64) ?? "", name: try f.string("name", required: true) ?? "",

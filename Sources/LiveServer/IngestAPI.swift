@@ -273,8 +273,3 @@ func jsonObject(_ body: [UInt8]) throws -> [String: Any] {
     guard let object = value as? [String: Any] else { throw APIError.badRequest("the body must be a JSON object") }
     return object
 }
-
-/// JSONSerialization gives true/false as NSNumber too; tell them from numbers.
-func isJSONBool(_ n: NSNumber) -> Bool {
-    String(cString: n.objCType) == "c"
-}

@@ -1,3 +1,4 @@
+import AlertDelivery
 import Dispatch
 import Foundation
 import InteractionModel
@@ -24,6 +25,10 @@ public final class LiveService: LWSServerDelegate {
         public var batchMilliseconds = 10
         public var databaseWorkers = 2
         public var openAPIDocument: String = "{}"
+        /// Alert rules and receivers (`--alerts FILE`); the defaults without one.
+        public var alerts = AlertConfiguration()
+        /// The board's address, for links in alerts (`generatorURL`).
+        public var boardURL = "http://127.0.0.1:8080/"
 
         public init() {}
     }
@@ -37,6 +42,8 @@ public final class LiveService: LWSServerDelegate {
     private(set) var server: LWSServer?
     var state: LiveState
     let startedAt = Date()
+    let metrics = ServerMetrics()
+    let alertDispatcher: AlertDispatcher
 
     /// Loads the board from the store (on the calling thread) and prepares the service.
     public init(conninfo: String, configuration: Configuration, logger: Logger) throws {
@@ -48,7 +55,12 @@ public final class LiveService: LWSServerDelegate {
         self.logger = logger
         let store = try InteractionStore(conninfo: conninfo)
         let (board, skipped) = try store.loadBoard(dayStart: Calendar.current.startOfDay(for: Date()))
-        state = LiveState(board: board, limits: limits, tokens: configuration.tokens, now: Date())
+        state = LiveState(board: board, limits: limits, tokens: configuration.tokens, now: Date(), alerts: configuration.alerts)
+        let firing = try Outbox(connection: store.connection).activeAlerts()
+        state.restoreAlerts(firing)
+        if !firing.isEmpty { logger.info("\(firing.count) alerts were firing when the server stopped; they go on with the same ids") }
+        alertDispatcher = AlertDispatcher(conninfo: conninfo, configuration: configuration.alerts, boardURL: configuration.boardURL,
+                                          registry: metrics.registry, logger: logger)
         pool = DatabasePool(conninfo: conninfo, size: configuration.databaseWorkers, logger: logger)
         logger.info("board loaded: \(board.interactions.count) live interactions, \(board.queues.count) queues, \(board.agents.count) agents; tailing from \(board.position)")
         if !skipped.isEmpty {
@@ -63,6 +75,7 @@ public final class LiveService: LWSServerDelegate {
         server.delegate = self
         let mailbox = server.mailbox
         let bound = LoopBound(self, server: server)
+        alertDispatcher.start()
         tailer.start(conninfo: conninfo, from: state.board.position, logger: logger) { event in
             mailbox.post { bound.value.tailerEvent(event) }
         }
@@ -73,6 +86,7 @@ public final class LiveService: LWSServerDelegate {
     public func shutdown() {
         if !tailer.stopAndJoin() { logger.warning("the log tailer did not stop within 5 s") }
         if !pool.drain() { logger.warning("database work still running after 5 s; stopping without it") }
+        if !alertDispatcher.stopAndJoin() { logger.warning("alert delivery still running after 10 s; the outbox keeps what is left") }
         snapshotQueue.sync {}
     }
 
@@ -119,6 +133,8 @@ public final class LiveService: LWSServerDelegate {
                     }
                 }
                 if !accepted { perform(state.configurationLoaded(nil, now: Date())) }
+            case .alertsDecided(let events):
+                alertDispatcher.submit(events)
             case .scheduleFlush(let milliseconds):
                 server.wake(afterMilliseconds: milliseconds)
             case .log(let level, let message):
@@ -140,6 +156,7 @@ public final class LiveService: LWSServerDelegate {
         case .rows(let rows):
             if let server { state.clientsBacklogged(server.backloggedConnectionCount) }
             perform(state.rowsArrived(rows, now: now))
+            metrics.rowsApplied(rows, now: now)
             tailer.applied(rows.count)
         case .configurationChanged:
             perform(state.reloadConfiguration())

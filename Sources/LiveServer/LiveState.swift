@@ -80,6 +80,8 @@ struct LiveState {
         case reloadConfiguration
         /// Call `flush` after this long.
         case scheduleFlush(milliseconds: Int)
+        /// Alerts fired or resolved: write them to the outbox, which delivers them.
+        case alertsDecided([AlertEvent])
         case log(LogLevel, String)
     }
 
@@ -139,6 +141,9 @@ struct LiveState {
     private var snapshotJobInFlight = false
     private var reloadInFlight = false
     private var reloadWanted = false
+    /// The alert rules and what they decided so far (LiveState+Alerts.swift).
+    var alerts: AlertEvaluator
+    var lastAlertEvaluation = Date.distantPast
 
     struct CachedSnapshot {
         var position: LogPosition
@@ -146,8 +151,10 @@ struct LiveState {
         var message: OutgoingMessage
     }
 
-    init(board: LiveBoard, limits: Limits, tokens: Set<String>, now: Date) {
+    init(board: LiveBoard, limits: Limits, tokens: Set<String>, now: Date,
+         alerts: AlertConfiguration = AlertConfiguration()) {
         self.board = board
+        self.alerts = AlertEvaluator(configuration: alerts)
         self.limits = limits
         self.tokens = tokens
         deltaLog = DeltaLog(capacity: limits.resumeCapacity, floor: board.position)
@@ -512,6 +519,7 @@ struct LiveState {
             board.startDay(today)
             effects += resynchroniseAll(now: now)
         }
+        effects += evaluateAlerts(now: now)
         if flushScheduled, now.timeIntervalSince(lastFlushAt) * 1000 >= tickMilliseconds * 4 {
             // A lost timer must not hold deltas back.
             effects += flush(now: now)
@@ -530,7 +538,7 @@ struct LiveState {
     /// Snapshots of the board as it is now, to encode off the loop (`GET /api/board`).
     func snapshotJob(filters: [Filter], now: Date) -> SnapshotJob {
         SnapshotJob(board: board, depth: depth, databaseUp: databaseUp,
-                    staleSince: databaseUp ? nil : databaseChangedAt, filters: filters, now: now)
+                    staleSince: databaseUp ? nil : databaseChangedAt, filters: filters, now: now, alerts: alerts.firing)
     }
 }
 
@@ -553,6 +561,8 @@ struct SnapshotJob: Sendable {
     let staleSince: Date?
     let filters: [LiveState.Filter]
     let now: Date
+    /// Firing alerts (the snapshot's `alerts`).
+    var alerts: [Alert] = []
 
     var position: LogPosition { board.position }
 
@@ -569,6 +579,7 @@ struct SnapshotJob: Sendable {
             o.field("serverTime", date: now)
             o.field("database", string: databaseUp ? "up" : "down")
             if let staleSince { o.field("staleSince", date: staleSince) }
+            o.field("alerts", raw: LiveState.alertsJSON(alerts, filter: filter))
             o.field("board") { w in
                 w.object { o in
                     o.field("queues") { w in

@@ -1,55 +1,108 @@
+import AlertDelivery
 import Foundation
 import InteractionModel
+import Prometheus
 
-/// The Prometheus text format of the live state at /metrics.
-enum Metrics {
-    static func prometheus(state: LiveState, clients: Int) -> String {
-        var out = ""
-        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-            for (labels, value) in samples {
-                let v = value.rounded() == value && abs(value) < 1e15 ? String(Int64(value)) : String(format: "%.6f", value)
-                out += "\(name)\(labels.isEmpty ? "" : "{\(labels)}") \(v)\n"
-            }
+/// `/metrics`: the live state in Prometheus' text format, through swift-prometheus' registry.
+/// The alert dispatcher registers its own metrics (deliveries, retries, dead letters, outbox
+/// depth per receiver) in the same registry. Counters of the state are brought up to date at each
+/// scrape (by the increase since the last one); gauges are set from the state.
+///
+/// Loop thread only, except `registry`, which is thread-safe.
+final class ServerMetrics {
+    let registry = PrometheusCollectorRegistry()
+    /// Age of each transition (its time as the writer gave it) when it reached the board.
+    let commitToBoard: ValueHistogram
+    private var counted: [String: Int] = [:]
+    private var queueGauges: [String: [Gauge]] = [:]
+
+    init() {
+        commitToBoard = registry.histogram(
+            "sightline_commit_to_board_seconds",
+            buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+            help: "Time from a transition (as its writer dated it) to its arrival on the live board.")
+    }
+
+    /// Records what `rows` took to reach the board at `now`.
+    func rowsApplied(_ rows: [LogRow], now: Date) {
+        for row in rows {
+            if let t = row.transition { commitToBoard.record(max(0, now.timeIntervalSince(t.at))) }
         }
+    }
+
+    func render(state: LiveState, clients: Int) -> String {
         let c = state.counters
         let board = state.board
         let now = Date()
-        metric("sightline_transitions_applied_total", "counter", "Transitions applied to the live board.", [("", Double(c.transitionsApplied))])
-        metric("sightline_skipped_rows_total", "counter", "Log rows that could not be read and were skipped.", [("", Double(c.skippedRows))])
-        metric("sightline_delta_frames_sent_total", "counter", "Delta frames queued to WebSocket clients.", [("", Double(c.deltaFramesSent))])
-        metric("sightline_snapshots_sent_total", "counter", "Snapshots sent (first, resynchronisation, resume too old).", [("", Double(c.snapshotsSent))])
-        metric("sightline_snapshots_built_total", "counter", "Snapshots encoded (one per queue filter per job).", [("", Double(c.snapshotsBuilt))])
-        metric("sightline_resumes_total", "counter", "Clients resumed from a position without a snapshot.", [("", Double(c.resumes))])
-        metric("sightline_resyncs_total", "counter", "Times a client fell behind and was resynchronised.", [("", Double(c.resyncs))])
-        metric("sightline_slow_clients_closed_total", "counter", "Clients closed with 4429 (too slow).", [("", Double(c.slowClientsClosed))])
-        metric("sightline_websocket_connections_opened_total", "counter", "WebSocket connections opened.", [("", Double(c.connectionsOpened))])
-        metric("sightline_websocket_clients", "gauge", "WebSocket clients connected.", [("", Double(clients))])
-        metric("sightline_http_requests_total", "counter", "HTTP requests to /api, /healthz and /metrics.", [("", Double(c.httpRequests))])
-        metric("sightline_ingest_operations_total", "counter", "Ingest operations received.", [("", Double(c.ingestOperations))])
-        metric("sightline_database_up", "gauge", "1 when the log tailer is connected to PostgreSQL.", [("", state.databaseUp ? 1 : 0)])
-        metric("sightline_commit_to_board_seconds", "gauge", "Age of the newest transition when it reached the board.", [("", c.lastCommitLagSeconds)])
-        metric("sightline_live_interactions", "gauge", "Interactions on the live board.", [("", Double(board.interactions.count))])
-        let queues = board.queues.keys.sorted()
+        count("sightline_transitions_applied_total", "Transitions applied to the live board.", c.transitionsApplied)
+        count("sightline_skipped_rows_total", "Log rows that could not be read and were skipped.", c.skippedRows)
+        count("sightline_delta_frames_sent_total", "Delta frames queued to WebSocket clients.", c.deltaFramesSent)
+        count("sightline_snapshots_sent_total", "Snapshots sent (first, resynchronisation, resume too old).", c.snapshotsSent)
+        count("sightline_snapshots_built_total", "Snapshots encoded (one per queue filter per job).", c.snapshotsBuilt)
+        count("sightline_resumes_total", "Clients resumed from a position without a snapshot.", c.resumes)
+        count("sightline_resyncs_total", "Times a client fell behind and was resynchronised.", c.resyncs)
+        count("sightline_slow_clients_closed_total", "Clients closed with 4429 (too slow).", c.slowClientsClosed)
+        count("sightline_websocket_connections_opened_total", "WebSocket connections opened.", c.connectionsOpened)
+        count("sightline_http_requests_total", "HTTP requests to /api, /healthz and /metrics.", c.httpRequests)
+        count("sightline_ingest_operations_total", "Ingest operations received.", c.ingestOperations)
+        count("sightline_alert_evaluations_total", "Evaluations of the alert rules over the board.", state.alerts.evaluations)
+
+        gauge("sightline_websocket_clients", "WebSocket clients connected.", Double(clients))
+        gauge("sightline_database_up", "1 when the log tailer is connected to PostgreSQL.", state.databaseUp ? 1 : 0)
+        gauge("sightline_live_interactions", "Interactions on the live board.", Double(board.interactions.count))
+        gauge("sightline_held_calls", "Calls on hold.", Double(board.interactions.values.filter { $0.state == .held }.count))
+        let statuses = Dictionary(grouping: board.agentStatuses, by: \.activity)
+        for activity in [LiveBoard.AgentActivity.available, .reserved, .talking, .holding, .wrapUp] {
+            gauge("sightline_agents", "Agents by activity.", Double(statuses[activity]?.count ?? 0), [("activity", activity.rawValue)])
+        }
+        let firing = Dictionary(grouping: state.alerts.firing, by: \.rule)
+        for rule in AlertRule.allCases {
+            gauge("sightline_alerts_firing", "Alerts firing now, by rule.", Double(firing[rule]?.count ?? 0), [("rule", rule.rawValue)])
+        }
+
         let waits = board.waitingCounts()
         let oldest = board.oldestWaits()
-        metric("sightline_queue_waiting", "gauge", "Callers waiting in a queue.",
-               queues.map { ("queue=\"\($0)\"", Double(waits[$0] ?? 0)) })
-        metric("sightline_queue_longest_wait_seconds", "gauge", "Longest current wait in a queue.",
-               queues.map { ("queue=\"\($0)\"", oldest[$0].map { max(0, now.timeIntervalSince($0)) } ?? 0) })
-        metric("sightline_queue_service_level_percent", "gauge", "Answered within the threshold today, percent of offered minus short abandons.",
-               queues.compactMap { q in board.queueToday[q]?.serviceLevelPercent.map { ("queue=\"\(q)\"", $0) } })
-        metric("sightline_queue_offered_today", "gauge", "Interactions completed today that waited in the queue.",
-               queues.map { ("queue=\"\($0)\"", Double(board.queueToday[$0]?.offered ?? 0)) })
-        metric("sightline_queue_abandoned_today", "gauge", "Abandoned today.",
-               queues.map { ("queue=\"\($0)\"", Double(board.queueToday[$0]?.abandoned ?? 0)) })
-        metric("sightline_held_calls", "gauge", "Calls on hold.", [("", Double(board.interactions.values.filter { $0.state == .held }.count))])
-        let statuses = Dictionary(grouping: board.agentStatuses, by: \.activity)
-        metric("sightline_agents", "gauge", "Agents by activity.",
-               [LiveBoard.AgentActivity.available, .reserved, .talking, .holding, .wrapUp].map {
-                   ("activity=\"\($0.rawValue)\"", Double(statuses[$0]?.count ?? 0))
-               })
-        return out
+        for q in Set(queueGauges.keys).subtracting(board.queues.keys) {
+            queueGauges[q]?.forEach(registry.unregisterGauge)
+            queueGauges[q] = nil
+        }
+        for q in board.queues.keys.sorted() {
+            let today = board.queueToday[q] ?? QueueToday()
+            var values: [(String, String, Double?)] = [
+                ("sightline_queue_waiting", "Callers waiting in a queue.", Double(waits[q] ?? 0)),
+                ("sightline_queue_longest_wait_seconds", "Longest current wait in a queue.",
+                 oldest[q].map { max(0, now.timeIntervalSince($0)) } ?? 0),
+                ("sightline_queue_offered_today", "Interactions completed today that waited in the queue.", Double(today.offered)),
+                ("sightline_queue_abandoned_today", "Abandoned today.", Double(today.abandoned)),
+            ]
+            values.append(("sightline_queue_service_level_ratio",
+                           "Answered within the threshold today over offered minus short abandons (0 to 1; absent before the first call).",
+                           today.serviceLevelPercent.map { $0 / 100 }))
+            var gauges: [Gauge] = []
+            for (name, help, value) in values {
+                let g = registry.gauge(name, [("queue", q)], help: help)
+                if let value {
+                    g.set(to: value)
+                    gauges.append(g)
+                } else {
+                    registry.unregisterGauge(g)
+                }
+            }
+            queueGauges[q] = gauges
+        }
+        return registry.emitToString()
+    }
+
+    /// Brings a counter up to `value` (the state's running count).
+    private func count(_ name: String, _ help: String, _ value: Int) {
+        let counter = registry.counter(name, help: help)
+        let increase = value - (counted[name] ?? 0)
+        if increase > 0 { counter.increment(by: Int64(increase)) }
+        counted[name] = value
+    }
+
+    private func gauge(_ name: String, _ help: String, _ value: Double, _ labels: [(String, String)] = []) {
+        registry.gauge(name, labels, help: help).set(to: value)
     }
 }
 

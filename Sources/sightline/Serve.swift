@@ -53,6 +53,9 @@ struct Serve: ParsableCommand {
     @Option(help: "TLS private key (PEM).")
     var tlsKey: String?
 
+    @Option(help: "Alert rules and receivers (a JSON file; README, \"Alerts\"). Default: the built-in rules on every queue, no receivers.")
+    var alerts: String?
+
     @Flag(help: "Also run the traffic simulator against the database.")
     var simulate = false
 
@@ -100,6 +103,8 @@ struct Serve: ParsableCommand {
             config.databaseWorkers = databaseWorkers
             config.heartbeatSeconds = heartbeatSeconds
             config.batchMilliseconds = batchMs
+            if let alerts { config.alerts = try loadAlerts(alerts) }
+            config.boardURL = "\(tlsCert == nil ? "http" : "https")://\(parseListen()!.0):\(parseListen()!.1)/"
             let root = ProjectLayout.root()
             if let root, let doc = try? String(contentsOfFile: root + "/docs/openapi.json", encoding: .utf8) {
                 config.openAPIDocument = doc
@@ -137,6 +142,17 @@ struct Serve: ParsableCommand {
         } catch {
             logger.error("\(error)")
             throw ExitCode(1)
+        }
+    }
+
+    private func loadAlerts(_ path: String) throws -> AlertConfiguration {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("--alerts \(path): cannot read the file")
+        }
+        do {
+            return try AlertConfiguration.parse(data)
+        } catch {
+            throw ValidationError("--alerts \(path): \(error)")
         }
     }
 

@@ -1,0 +1,262 @@
+import Foundation
+import InteractionModel
+import InteractionStore
+import Logging
+import Prometheus
+
+/// Writes alert decisions to the outbox and delivers them, on one thread of its own with its own
+/// PostgreSQL connection and HTTP client, so the event loop never waits for a receiver.
+///
+/// - Decisions (`submit`) are saved in order, then delivered per receiver in decision order: a
+///   receiver's oldest pending delivery goes first, and the ones after it wait for it (so every
+///   receiver gets each alert's firing before its resolution).
+/// - A failure is retried on the receiver's schedule (+-20 % jitter, `Retry-After` honoured); after
+///   the last retry, or at once on `410 Gone` (which also disables the receiver until restart), the
+///   delivery is dead-lettered.
+/// - Every `resendSeconds` every active alert goes to each Alertmanager again with a fresh
+///   `endsAt = now + lease`, so Alertmanager resolves them by itself if this server dies.
+/// - After a restart it goes on from the outbox: pending deliveries are delivered.
+///
+/// Lifetime: `start()` once, `submit` from any thread, `stopAndJoin()` at shutdown.
+public final class AlertDispatcher: @unchecked Sendable {
+    // `condition` guards `decided` and `stopping`; everything else is touched only by the thread.
+    private let condition = NSCondition()
+    private var decided: [AlertEvent] = []
+    private var stopping = false
+    private let finished = DispatchSemaphore(value: 0)
+    private var started = false
+
+    private let conninfo: String
+    private let configuration: AlertConfiguration
+    private let boardURL: String
+    private let logger: Logger
+    private let metrics: Metrics
+
+    struct Metrics {
+        let registry: PrometheusCollectorRegistry
+
+        func deliveries(_ receiver: String) -> Counter {
+            registry.counter("sightline_alert_deliveries_total", [("receiver", receiver)], help: "Alert events a receiver accepted (2xx).")
+        }
+        func failures(_ receiver: String) -> Counter {
+            registry.counter("sightline_alert_delivery_failures_total", [("receiver", receiver)], help: "Delivery attempts that failed (no answer or not 2xx); each is retried or dead-lettered.")
+        }
+        func retries(_ receiver: String) -> Counter {
+            registry.counter("sightline_alert_delivery_retries_total", [("receiver", receiver)], help: "Delivery attempts after a failed one.")
+        }
+        func deadLetters(_ receiver: String) -> Counter {
+            registry.counter("sightline_alert_dead_letters_total", [("receiver", receiver)], help: "Alert events given up after the last retry or a 410 Gone.")
+        }
+        func resends(_ receiver: String) -> Counter {
+            registry.counter("sightline_alert_resends_total", [("receiver", receiver)], help: "Active alerts re-sent to Alertmanager to renew their lease.")
+        }
+        func depth(_ receiver: String) -> Gauge {
+            registry.gauge("sightline_alert_outbox_depth", [("receiver", receiver)], help: "Alert events waiting in the outbox for a receiver.")
+        }
+        var unsaved: Gauge {
+            registry.gauge("sightline_alert_unsaved_events", help: "Alert decisions not yet written to the outbox (database unreachable).")
+        }
+    }
+
+    public init(conninfo: String, configuration: AlertConfiguration, boardURL: String,
+                registry: PrometheusCollectorRegistry, logger: Logger) {
+        self.conninfo = conninfo
+        self.configuration = configuration
+        self.boardURL = configuration.boardURL ?? boardURL
+        self.logger = logger
+        self.metrics = Metrics(registry: registry)
+        for r in configuration.receivers {
+            for make in [metrics.deliveries, metrics.failures, metrics.retries, metrics.deadLetters, metrics.resends] { _ = make(r.name) }
+            metrics.depth(r.name).set(to: 0)
+        }
+        metrics.unsaved.set(to: 0)
+    }
+
+    public func start() {
+        precondition(!started, "AlertDispatcher.start() called twice")
+        started = true
+        let thread = Thread { [self] in
+            run()
+            finished.signal()
+        }
+        thread.name = "sightline-alerts"
+        thread.start()
+    }
+
+    /// Decisions to write and deliver, in the order they were made.
+    public func submit(_ events: [AlertEvent]) {
+        guard !events.isEmpty else { return }
+        condition.lock()
+        decided += events
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Saves what was decided (one last try), stops and joins; false when it did not stop within
+    /// `timeout` (a receiver that does not answer: its timeout bounds the wait).
+    public func stopAndJoin(timeout: TimeInterval = 10) -> Bool {
+        guard started else { return true }
+        condition.lock()
+        stopping = true
+        condition.signal()
+        condition.unlock()
+        return finished.wait(timeout: .now() + timeout) == .success
+    }
+
+    // MARK: The thread
+
+    private func run() {
+        let client = HTTPClient()
+        var connection: PostgresConnection?
+        var unsaved: [AlertEvent] = []
+        var disabled = Set<String>()
+        var nextResend = Date().addingTimeInterval(configuration.resendSeconds)
+        var databaseRetryAt = Date.distantPast
+        var wakeAt = Date()
+        var warnedDown = false
+        while true {
+            condition.lock()
+            while decided.isEmpty && !stopping && Date() < wakeAt {
+                _ = condition.wait(until: wakeAt)
+            }
+            unsaved += decided
+            decided = []
+            let stop = stopping
+            condition.unlock()
+            metrics.unsaved.set(to: Double(unsaved.count))
+
+            let now = Date()
+            wakeAt = now.addingTimeInterval(1)
+            if connection == nil, now >= databaseRetryAt {
+                do {
+                    connection = try PostgresConnection(conninfo)
+                    if warnedDown { logger.notice("alert outbox: database reachable again") }
+                    warnedDown = false
+                } catch {
+                    if !warnedDown {
+                        logger.warning("alert outbox: cannot reach the database (\(error)); \(unsaved.count) decisions wait in memory and are written once it is back")
+                    }
+                    warnedDown = true
+                    databaseRetryAt = now.addingTimeInterval(2)
+                }
+            }
+            if let conn = connection {
+                do {
+                    let outbox = Outbox(connection: conn)
+                    if !unsaved.isEmpty {
+                        try outbox.save(unsaved, receivers: configuration.receivers.map(\.name))
+                        unsaved = []
+                        metrics.unsaved.set(to: 0)
+                    }
+                    if stop { break }
+                    for receiver in configuration.receivers where !disabled.contains(receiver.name) {
+                        if let due = try deliver(to: receiver, outbox: outbox, client: client, disabled: &disabled) {
+                            wakeAt = min(wakeAt, due)
+                        }
+                    }
+                    if Date() >= nextResend {
+                        try resend(outbox: outbox, client: client, disabled: disabled)
+                        nextResend = Date().addingTimeInterval(configuration.resendSeconds)
+                    }
+                    wakeAt = min(wakeAt, nextResend)
+                    let depth = try outbox.depth()
+                    for r in configuration.receivers { metrics.depth(r.name).set(to: Double(depth[r.name] ?? 0)) }
+                } catch {
+                    logger.warning("alert outbox: \(error); trying again in 2 s")
+                    connection = nil
+                    databaseRetryAt = Date().addingTimeInterval(2)
+                }
+            }
+            if stop { break }
+        }
+        if !unsaved.isEmpty {
+            logger.warning("alert outbox: \(unsaved.count) alert decisions could not be written before stopping")
+        }
+    }
+
+    /// Delivers what is due for `receiver`, oldest first; returns when its head is due next.
+    private func deliver(to receiver: AlertConfiguration.Receiver, outbox: Outbox, client: HTTPClient,
+                         disabled: inout Set<String>) throws -> Date? {
+        for _ in 0..<100 {
+            guard let head = try outbox.head(of: receiver.name) else { return nil }
+            guard head.nextAttemptAt <= Date() else { return head.nextAttemptAt }
+            let attempts = head.attempts + 1
+            if attempts > 1 { metrics.retries(receiver.name).increment() }
+            let outcome = send(head, to: receiver, client: client)
+            switch outcome {
+            case .success(let reply) where (200..<300).contains(reply.status):
+                try outbox.delivered(head, attempts: attempts)
+                metrics.deliveries(receiver.name).increment()
+                continue
+            case .success(let reply) where reply.status == 410:
+                try outbox.dead(head, attempts: attempts, error: "410 Gone: the receiver asked for no more deliveries")
+                metrics.failures(receiver.name).increment()
+                metrics.deadLetters(receiver.name).increment()
+                disabled.insert(receiver.name)
+                logger.error("alert receiver \(receiver.name) answered 410 Gone: it gets nothing more until the server restarts; event \(head.eventID) is dead-lettered (GET /api/alerts/dead-letters)")
+                return nil
+            default:
+                metrics.failures(receiver.name).increment()
+                let reason: String
+                var retryAfter: Double?
+                switch outcome {
+                case .success(let reply):
+                    reason = "HTTP \(reply.status): \(reply.body.prefix(200))"
+                    retryAfter = reply.retryAfterSeconds
+                case .failure(let error):
+                    reason = error.message
+                }
+                if let delay = RetryPlan.delay(afterFailures: attempts, schedule: receiver.retrySeconds, retryAfter: retryAfter,
+                                               jitter: Double.random(in: -1...1)) {
+                    try outbox.retry(head, attempts: attempts, after: delay, error: reason)
+                    logger.info("alert receiver \(receiver.name): event \(head.eventID) attempt \(attempts) failed (\(reason)); next in \(String(format: "%.1f", delay)) s")
+                    return Date().addingTimeInterval(delay)
+                }
+                try outbox.dead(head, attempts: attempts, error: reason)
+                metrics.deadLetters(receiver.name).increment()
+                logger.error("alert receiver \(receiver.name): event \(head.eventID) failed \(attempts) times (\(reason)); dead-lettered, see GET /api/alerts/dead-letters")
+            }
+        }
+        return Date()
+    }
+
+    private func send(_ d: Outbox.Delivery, to receiver: AlertConfiguration.Receiver, client: HTTPClient) -> Result<HTTPReply, HTTPClientError> {
+        let now = Date()
+        switch receiver.kind {
+        case .alertmanager:
+            let body = AlertmanagerPayload.body([d.alert], now: now, leaseSeconds: configuration.leaseSeconds, boardURL: boardURL)
+            return client.post(Self.alertmanagerURL(receiver.url), headers: [("Content-Type", "application/json")],
+                               body: body, timeout: receiver.timeoutSeconds)
+        case .webhook:
+            let body = StandardWebhook.body(AlertEvent(alert: d.alert, at: d.decidedAt))
+            let headers = StandardWebhook.headers(id: d.eventID, timestamp: Int64(now.timeIntervalSince1970),
+                                                  body: body, secrets: receiver.secrets)
+            return client.post(receiver.url, headers: headers, body: body, timeout: receiver.timeoutSeconds)
+        }
+    }
+
+    /// Every active alert to every Alertmanager, with a fresh lease.
+    private func resend(outbox: Outbox, client: HTTPClient, disabled: Set<String>) throws {
+        let receivers = configuration.receivers.filter { $0.kind == .alertmanager && !disabled.contains($0.name) }
+        guard !receivers.isEmpty else { return }
+        let active = try outbox.activeAlerts()
+        guard !active.isEmpty else { return }
+        let body = AlertmanagerPayload.body(active, now: Date(), leaseSeconds: configuration.leaseSeconds, boardURL: boardURL)
+        for receiver in receivers {
+            switch client.post(Self.alertmanagerURL(receiver.url), headers: [("Content-Type", "application/json")],
+                               body: body, timeout: receiver.timeoutSeconds) {
+            case .success(let reply) where (200..<300).contains(reply.status):
+                metrics.resends(receiver.name).increment(by: Int64(active.count))
+            case .success(let reply):
+                logger.warning("alert receiver \(receiver.name): re-sending \(active.count) active alerts got HTTP \(reply.status)")
+            case .failure(let error):
+                logger.warning("alert receiver \(receiver.name): re-sending \(active.count) active alerts failed: \(error)")
+            }
+        }
+    }
+
+    static func alertmanagerURL(_ base: String) -> String {
+        if base.hasSuffix("/api/v2/alerts") { return base }
+        return (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/api/v2/alerts"
+    }
+}
