@@ -14,7 +14,11 @@ import Prometheus
 ///   the last retry, or at once on `410 Gone` (which also disables the receiver until restart), the
 ///   delivery is dead-lettered.
 /// - Every `resendSeconds` every active alert goes to each Alertmanager again with a fresh
-///   `endsAt = now + lease`, so Alertmanager resolves them by itself if this server dies.
+///   `endsAt = now + lease`, so Alertmanager resolves them by itself if this server dies. The
+///   active alerts are kept in memory too, so the renewals go on while the database is down.
+/// - While the database is unreachable (the stream-stale alert is decided exactly then),
+///   decisions wait in memory and are sent to each receiver once, directly; when the database is
+///   back they are written with those receivers marked delivered, and the rest go the usual way.
 /// - After a restart it goes on from the outbox: pending deliveries are delivered.
 ///
 /// Lifetime: `start()` once, `submit` from any thread, `stopAndJoin()` at shutdown.
@@ -58,8 +62,13 @@ public final class AlertDispatcher: @unchecked Sendable {
         }
     }
 
-    public init(conninfo: String, configuration: AlertConfiguration, boardURL: String,
+    /// The alerts firing now (`alertID` -> alert): thread only.
+    private var active: [String: Alert] = [:]
+
+    /// `firing`: the alerts the outbox says are firing (restored at start-up).
+    public init(conninfo: String, configuration: AlertConfiguration, boardURL: String, firing: [Alert] = [],
                 registry: PrometheusCollectorRegistry, logger: Logger) {
+        for alert in firing { active[alert.id] = alert }
         self.conninfo = conninfo
         self.configuration = configuration
         self.boardURL = configuration.boardURL ?? boardURL
@@ -109,6 +118,7 @@ public final class AlertDispatcher: @unchecked Sendable {
         let client = HTTPClient()
         var connection: PostgresConnection?
         var unsaved: [AlertEvent] = []
+        var sentDirectly: [String: Set<String>] = [:]
         var disabled = Set<String>()
         var nextResend = Date().addingTimeInterval(configuration.resendSeconds)
         var databaseRetryAt = Date.distantPast
@@ -118,6 +128,9 @@ public final class AlertDispatcher: @unchecked Sendable {
             condition.lock()
             while decided.isEmpty && !stopping && Date() < wakeAt {
                 _ = condition.wait(until: wakeAt)
+            }
+            for event in decided {
+                if event.alert.state == .firing { active[event.alert.id] = event.alert } else { active[event.alert.id] = nil }
             }
             unsaved += decided
             decided = []
@@ -144,8 +157,9 @@ public final class AlertDispatcher: @unchecked Sendable {
                 do {
                     let outbox = Outbox(connection: conn)
                     if !unsaved.isEmpty {
-                        try outbox.save(unsaved, receivers: configuration.receivers.map(\.name))
+                        try outbox.save(unsaved, receivers: configuration.receivers.map(\.name), delivered: sentDirectly)
                         unsaved = []
+                        sentDirectly = [:]
                         metrics.unsaved.set(to: 0)
                     }
                     if stop { break }
@@ -154,11 +168,6 @@ public final class AlertDispatcher: @unchecked Sendable {
                             wakeAt = min(wakeAt, due)
                         }
                     }
-                    if Date() >= nextResend {
-                        try resend(outbox: outbox, client: client, disabled: disabled)
-                        nextResend = Date().addingTimeInterval(configuration.resendSeconds)
-                    }
-                    wakeAt = min(wakeAt, nextResend)
                     let depth = try outbox.depth()
                     for r in configuration.receivers { metrics.depth(r.name).set(to: Double(depth[r.name] ?? 0)) }
                 } catch {
@@ -167,6 +176,15 @@ public final class AlertDispatcher: @unchecked Sendable {
                     databaseRetryAt = Date().addingTimeInterval(2)
                 }
             }
+            if stop { break }
+            if connection == nil {
+                sendDirectly(unsaved, client: client, disabled: disabled, sent: &sentDirectly)
+            }
+            if Date() >= nextResend {
+                resend(client: client, disabled: disabled)
+                nextResend = Date().addingTimeInterval(configuration.resendSeconds)
+            }
+            wakeAt = min(wakeAt, nextResend)
             if stop { break }
         }
         if !unsaved.isEmpty {
@@ -235,12 +253,27 @@ public final class AlertDispatcher: @unchecked Sendable {
         }
     }
 
+    /// Decisions the outbox cannot hold yet (the database is unreachable), once to each receiver
+    /// that has not got them; what fails waits for the outbox.
+    private func sendDirectly(_ events: [AlertEvent], client: HTTPClient, disabled: Set<String>, sent: inout [String: Set<String>]) {
+        for receiver in configuration.receivers where !disabled.contains(receiver.name) {
+            for event in events where sent[event.id]?.contains(receiver.name) != true {
+                let delivery = Outbox.Delivery(seq: 0, eventID: event.id, receiver: receiver.name, alert: event.alert,
+                                               decidedAt: event.at, attempts: 0, nextAttemptAt: event.at)
+                guard case .success(let reply) = send(delivery, to: receiver, client: client), (200..<300).contains(reply.status) else {
+                    break  // in order: the rest waits behind this one
+                }
+                sent[event.id, default: []].insert(receiver.name)
+                metrics.deliveries(receiver.name).increment()
+            }
+        }
+    }
+
     /// Every active alert to every Alertmanager, with a fresh lease.
-    private func resend(outbox: Outbox, client: HTTPClient, disabled: Set<String>) throws {
+    private func resend(client: HTTPClient, disabled: Set<String>) {
         let receivers = configuration.receivers.filter { $0.kind == .alertmanager && !disabled.contains($0.name) }
-        guard !receivers.isEmpty else { return }
-        let active = try outbox.activeAlerts()
-        guard !active.isEmpty else { return }
+        let active = self.active.values.sorted { $0.id < $1.id }
+        guard !receivers.isEmpty, !active.isEmpty else { return }
         let body = AlertmanagerPayload.body(active, now: Date(), leaseSeconds: configuration.leaseSeconds, boardURL: boardURL)
         for receiver in receivers {
             switch client.post(Self.alertmanagerURL(receiver.url), headers: [("Content-Type", "application/json")],

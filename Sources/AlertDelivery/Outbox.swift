@@ -31,8 +31,10 @@ public struct Outbox {
     }
 
     /// Writes `events` with a pending delivery for each of `receivers`, in one transaction. An
-    /// event id already written is skipped (a decision is written once).
-    public func save(_ events: [AlertEvent], receivers: [String]) throws {
+    /// event id already written is skipped (a decision is written once). `delivered` names, per
+    /// event id, the receivers that already got it (sent while the database was unreachable):
+    /// their rows are written as delivered.
+    public func save(_ events: [AlertEvent], receivers: [String], delivered: [String: Set<String>] = [:]) throws {
         try connection.query("begin")
         do {
             for e in events {
@@ -42,10 +44,14 @@ public struct Outbox {
                         values ($1, $2, $3, $4, $5, $6::jsonb, $7::timestamptz)
                         on conflict (event_id) do nothing
                         returning seq)
-                    insert into sightline.alert_deliveries (event_seq, receiver)
-                    select e.seq, r from e, unnest($8::text[]) r
+                    insert into sightline.alert_deliveries (event_seq, receiver, status, attempts, finished_at)
+                    select e.seq, r, case when r = any($9::text[]) then 'delivered' else 'pending' end,
+                           case when r = any($9::text[]) then 1 else 0 end,
+                           case when r = any($9::text[]) then now() end
+                    from e, unnest($8::text[]) r
                     """, [e.id, e.alert.id, e.alert.state.rawValue, e.alert.rule.rawValue, e.alert.queue,
-                          AlertJSON.text(e.alert), Timestamp.text(e.at), Self.textArray(receivers)])
+                          AlertJSON.text(e.alert), Timestamp.text(e.at), Self.textArray(receivers),
+                          Self.textArray(Array(delivered[e.id] ?? []))])
             }
             try connection.query("commit")
         } catch {

@@ -60,7 +60,7 @@ public final class LiveService: LWSServerDelegate {
         state.restoreAlerts(firing)
         if !firing.isEmpty { logger.info("\(firing.count) alerts were firing when the server stopped; they go on with the same ids") }
         alertDispatcher = AlertDispatcher(conninfo: conninfo, configuration: configuration.alerts, boardURL: configuration.boardURL,
-                                          registry: metrics.registry, logger: logger)
+                                          firing: firing, registry: metrics.registry, logger: logger)
         pool = DatabasePool(conninfo: conninfo, size: configuration.databaseWorkers, logger: logger)
         logger.info("board loaded: \(board.interactions.count) live interactions, \(board.queues.count) queues, \(board.agents.count) agents; tailing from \(board.position)")
         if !skipped.isEmpty {

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import free_port, unique
+from conftest import ROOT, free_port, unique
 from live_client import LiveClient
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -354,5 +354,48 @@ def test_promtool_check_metrics_passes_on_metrics(isolated_server, config_dir):
         assert any(l.startswith('sightline_alert_deliveries_total{receiver="hook"} ') and not l.endswith(" 0") for l in lines)
         assert any(l.startswith('sightline_alert_outbox_depth{receiver="hook"}') for l in lines)
         assert any(l.startswith("sightline_alert_evaluations_total ") and not l.endswith(" 0") for l in lines)
+    finally:
+        hook.stop()
+
+
+def test_the_stale_stream_alert_reaches_a_webhook_while_postgresql_is_down_and_is_recorded_once_it_is_back(
+        isolated_server, config_dir):
+    pgdir = os.environ.get("SIGHTLINE_TEST_PG_DIR")
+    if not pgdir:
+        pytest.fail("SIGHTLINE_TEST_PG_DIR is not set: run scripts/test")
+    hook = WebhookReceiver(SECRET_NEW)
+    rules = {r: {"enabled": False} for r in ("longest_wait", "held_call", "service_level", "no_agent_ready", "abandon_rate")}
+    config = write_config(os.path.join(config_dir, "alerts.json"),
+                          [{"name": "hook", "type": "webhook", "url": hook.url, "secrets": [SECRET_NEW],
+                            "retrySeconds": [0.5] * 10}], rules=rules)
+    pg = str(ROOT / "scripts/pg")
+    try:
+        server = isolated_server("--alerts", config)
+        subprocess.run([pg, "stop", pgdir], check=True, capture_output=True)
+        try:
+            deadline = time.time() + 15
+            while time.time() < deadline and not hook.accepted:
+                time.sleep(0.1)
+            assert hook.accepted, f"no stale-stream alert while the database is down: {server.log_tail()}"
+            body = json.loads(hook.accepted[0]["body"])
+            assert body["type"] == "alert.firing" and body["data"]["rule"] == "stream_stale" and body["data"]["queue"] is None
+        finally:
+            started = subprocess.run([pg, "start", pgdir], capture_output=True, text=True)
+            assert started.returncode == 0, started.stderr
+        deadline = time.time() + 20
+        while time.time() < deadline and len(hook.accepted) < 2:
+            time.sleep(0.1)
+        assert [json.loads(d["body"])["type"] for d in hook.accepted] == ["alert.firing", "alert.resolved"]
+        # Both written to the outbox once the database was back; the one sent directly is not sent again.
+        deadline = time.time() + 10
+        rows = []
+        while time.time() < deadline:
+            rows = server.db_query("select e.kind, d.status from sightline.alert_events e join sightline.alert_deliveries d "
+                                   "on d.event_seq = e.seq where e.rule = 'stream_stale' order by e.seq")
+            if len(rows) == 2 and all(status == "delivered" for _, status in rows):
+                break
+            time.sleep(0.2)
+        assert rows == [("firing", "delivered"), ("resolved", "delivered")], rows
+        assert len(hook.accepted) == 2
     finally:
         hook.stop()
