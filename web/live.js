@@ -92,6 +92,8 @@ export class Live {
           agents: new Map(b.agents.map((a) => [a.id, a])),
           interactions: new Map(b.interactions.map((i) => [i.id, i])),
           depth: b.depth || {},
+          figures: b.figures || null,
+          presenceReasons: b.presenceReasons || [],
         };
         this.position = msg.position;
         this.database = msg.database;
@@ -102,6 +104,15 @@ export class Live {
         for (const a of msg.alerts || []) this.emit("alert", a);
         break;
       }
+      case "figures": {
+        // Entries present replace ours; a complete message replaces all (docs/protocol.md).
+        const f = msg.figures;
+        const prev = this.board.figures;
+        if (msg.complete || !prev) this.board.figures = f;
+        else this.board.figures = { ...f, queues: { ...prev.queues, ...f.queues }, agents: { ...prev.agents, ...f.agents } };
+        this.emit("board", { figures: true });
+        break;
+      }
       case "resumed":
         this.attempt = 0;
         this.setState(this.database === "up" ? "live" : "stale");
@@ -109,6 +120,11 @@ export class Live {
       case "deltas": {
         const touched = [];
         for (const d of msg.deltas) {
+          if (d.presence) {
+            const a = this.board.agents.get(d.agent);
+            if (a) a.presence = d.agentPresence;
+            continue;
+          }
           const t = d.transition;
           if (d.interaction) this.board.interactions.set(t.interaction, d.interaction);
           else this.board.interactions.delete(t.interaction);

@@ -9,9 +9,17 @@ public struct QueueConfig: Sendable, Equatable {
     public var waitWarningSeconds: Int
     public var waitAlarmSeconds: Int
     public var holdAlarmSeconds: Int
+    /// The service-level formula's choices (README, "Service level"; computed by SQL only).
+    public var abandonsInDenominator: Bool
+    public var excludeShortAbandons: Bool
+    public var shortAbandonSeconds: Int
 
     public init(id: String, name: String, serviceLevelSeconds: Int = 20, serviceLevelTargetPercent: Int = 80,
-                waitWarningSeconds: Int = 30, waitAlarmSeconds: Int = 60, holdAlarmSeconds: Int = 120) {
+                waitWarningSeconds: Int = 30, waitAlarmSeconds: Int = 60, holdAlarmSeconds: Int = 120,
+                abandonsInDenominator: Bool = true, excludeShortAbandons: Bool = true, shortAbandonSeconds: Int = 5) {
+        self.abandonsInDenominator = abandonsInDenominator
+        self.excludeShortAbandons = excludeShortAbandons
+        self.shortAbandonSeconds = shortAbandonSeconds
         self.id = id
         self.name = name
         self.serviceLevelSeconds = serviceLevelSeconds
@@ -82,6 +90,9 @@ public struct LiveBoard: Sendable {
     public var agents: [String: AgentConfig] = [:]
     public private(set) var queueToday: [String: QueueToday] = [:]
     public private(set) var agentToday: [String: AgentToday] = [:]
+    /// Presence of agents that ever changed it (others are `AgentPresence.initial`).
+    public private(set) var presence: [String: AgentPresence] = [:]
+    public var presenceReasons: [PresenceReason] = []
     /// Start of the day the `today` counters count.
     public private(set) var dayStart: Date
     /// The last position applied or skipped.
@@ -155,16 +166,40 @@ public struct LiveBoard: Sendable {
         return change
     }
 
-    /// Applies one row of the log: a transition as above; an unreadable row changes nothing on
-    /// the board but moves its position past the row.
+    /// Applies one row of the log: a transition as above; a presence change (its change is
+    /// `presence(of:)`); an unreadable row changes nothing on the board but moves its position
+    /// past the row.
     public mutating func apply(_ row: LogRow) -> BoardChange? {
         switch row {
         case .transition(let t):
             return apply(t)
+        case .presence(let p):
+            _ = apply(p)
+            return nil
         case .unreadable(let position, _, _):
             setPosition(position)
             return nil
         }
+    }
+
+    /// Applies one presence change. Returns the agent's presence after it; nil when already
+    /// applied (version not newer).
+    public mutating func apply(_ p: PresenceChange) -> AgentPresence? {
+        setPosition(p.position)
+        let before = presence(of: p.agent)
+        guard p.version > before.version else { return nil }
+        let after = p.applied(to: before)
+        presence[p.agent] = after
+        return after
+    }
+
+    /// Installs presence read from the store (at start-up, as of the board's snapshot).
+    public mutating func setPresence(_ agent: String, _ value: AgentPresence) {
+        presence[agent] = value
+    }
+
+    public func presence(of agent: String) -> AgentPresence {
+        presence[agent] ?? .initial
     }
 
     private static func created(by t: Transition) -> LiveInteraction? {
@@ -193,8 +228,12 @@ public struct LiveBoard: Sendable {
         interactions.values.filter { $0.transfer != nil }.sorted { $0.id < $1.id }
     }
 
-    public enum AgentActivity: String, Sendable, Equatable {
+    /// What an agent is doing: its live interaction decides; without one, its presence (only a
+    /// `ready` agent is available).
+    public enum AgentActivity: String, Sendable, Equatable, CaseIterable {
         case available
+        case notReady = "not_ready"
+        case loggedOut = "logged_out"
         case reserved      // delivery pending
         case talking       // delivered, or waiting on a transfer it started
         case holding
@@ -218,7 +257,9 @@ public struct LiveBoard: Sendable {
         }
         return agents.values.filter { !$0.isVoiceApplication }.sorted { $0.id < $1.id }.map { agent in
             guard let i = busy[agent.id] else {
-                return AgentStatus(agent: agent.id, activity: .available, interaction: nil, since: nil)
+                let p = presence(of: agent.id)
+                let activity: AgentActivity = p.state == .ready ? .available : p.state == .notReady ? .notReady : .loggedOut
+                return AgentStatus(agent: agent.id, activity: activity, interaction: nil, since: p.since)
             }
             let activity: AgentActivity
             switch i.state {

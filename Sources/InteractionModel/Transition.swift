@@ -33,6 +33,8 @@ public enum TransitionCause: String, Sendable, Codable, Equatable {
     case writer
     case transferStarted = "transfer_started"
     case transferCreated = "transfer_created"
+    /// The new interaction of a queue transfer entering its target queue.
+    case transferQueued = "transfer_queued"
     case transferSucceeded = "transfer_succeeded"
     case transferFailed = "transfer_failed"
 }
@@ -82,16 +84,19 @@ public struct Transition: Sendable, Equatable {
     }
 }
 
-/// One row of the log as read: a transition, or a row that could not be read as one (a time
-/// that is not finite, a NULL or a value that does not parse, e.g. written around the life-cycle
-/// functions). An unreadable row keeps its place in the stream, so a reader moves past it.
+/// One row of the log as read: a transition, a presence change, or a row that could not be read
+/// as either (a time that is not finite, a NULL or a value that does not parse, e.g. written
+/// around the SQL functions). An unreadable row keeps its place in the stream, so a reader moves
+/// past it.
 public enum LogRow: Sendable, Equatable {
     case transition(Transition)
+    case presence(PresenceChange)
     case unreadable(position: LogPosition, interactionID: Int64?, reason: String)
 
     public var position: LogPosition {
         switch self {
         case .transition(let t): return t.position
+        case .presence(let p): return p.position
         case .unreadable(let position, _, _): return position
         }
     }

@@ -83,9 +83,10 @@ public final class InteractionStore {
     /// Creates or updates a queue (PostgreSQL sends NOTIFY sightline_config).
     public func upsertQueue(_ q: QueueConfig) throws {
         try run {
-            try connection.query("select sightline.upsert_queue($1, $2, $3, $4, $5, $6, $7)", [
+            try connection.query("select sightline.upsert_queue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", [
                 q.id, q.name, String(q.serviceLevelSeconds), String(q.waitWarningSeconds),
                 String(q.waitAlarmSeconds), String(q.holdAlarmSeconds), String(q.serviceLevelTargetPercent),
+                q.abandonsInDenominator ? "t" : "f", q.excludeShortAbandons ? "t" : "f", String(q.shortAbandonSeconds),
             ])
         }
     }
@@ -104,7 +105,8 @@ public final class InteractionStore {
         let r = try run {
             try connection.query("""
                 select id, name, service_level_seconds, service_level_target_percent, wait_warning_seconds,
-                       wait_alarm_seconds, hold_alarm_seconds from sightline.queues order by id
+                       wait_alarm_seconds, hold_alarm_seconds, abandons_in_denominator, exclude_short_abandons,
+                       short_abandon_seconds from sightline.queues order by id
                 """)
         }
         return try r.rows("sightline.queues") { row in
@@ -113,7 +115,10 @@ public final class InteractionStore {
                         serviceLevelTargetPercent: try row.value(3, "service_level_target_percent", .int),
                         waitWarningSeconds: try row.value(4, "wait_warning_seconds", .int),
                         waitAlarmSeconds: try row.value(5, "wait_alarm_seconds", .int),
-                        holdAlarmSeconds: try row.value(6, "hold_alarm_seconds", .int))
+                        holdAlarmSeconds: try row.value(6, "hold_alarm_seconds", .int),
+                        abandonsInDenominator: try row.value(7, "abandons_in_denominator", .bool),
+                        excludeShortAbandons: try row.value(8, "exclude_short_abandons", .bool),
+                        shortAbandonSeconds: try row.value(9, "short_abandon_seconds", .int))
         }
     }
 
@@ -137,13 +142,26 @@ public final class InteractionStore {
     /// is not finite, say, written around the life-cycle functions) comes back as
     /// `.unreadable` in its place, so the reader moves past it.
     public func readLog(after position: LogPosition, limit: Int = 1000) throws -> [LogRow] {
-        try run {
+        // One bound for both logs: every transaction below it has finished, so each statement
+        // (with its own snapshot) sees all of their rows.
+        let bound = try run { try connection.query("select pg_snapshot_xmin(pg_current_snapshot())::text") }
+            .single("snapshot xmin") { try $0.value(0, "xmin", .text) }
+        let parameters = [String(position.orderTx), String(position.id), String(limit), bound]
+        let transitions = try run {
             try connection.query(Self.transitionSelect + """
-                 where (t.order_tx, t.id) > ($1::xid8, $2::bigint)
-                   and t.order_tx < pg_snapshot_xmin(pg_current_snapshot())
+                 where (t.order_tx, t.id) > ($1::xid8, $2::bigint) and t.order_tx < $4::xid8
                  order by t.order_tx, t.id limit $3
-                """, [String(position.orderTx), String(position.id), String(limit)])
+                """, parameters)
         }.logRows()
+        let presence = try run {
+            try connection.query(Self.presenceSelect + """
+                 where (p.order_tx, p.id) > ($1::xid8, $2::bigint) and p.order_tx < $4::xid8
+                 order by p.order_tx, p.id limit $3
+                """, parameters)
+        }.presenceRows()
+        guard !presence.isEmpty else { return transitions }
+        guard !transitions.isEmpty else { return presence }
+        return Array((transitions + presence).sorted { $0.position < $1.position }.prefix(limit))
     }
 
     /// Every transition of one interaction, in version order. A row that cannot be read is
@@ -181,6 +199,8 @@ public final class InteractionStore {
             }
             _ = board.apply(t)
         }
+        for (agent, presence) in try presence() { board.setPresence(agent, presence) }
+        board.presenceReasons = try presenceReasons()
         let (queueToday, agentToday) = try today(since: dayStart)
         board.setToday(queues: queueToday, agents: agentToday, dayStart: dayStart)
         // Everything below xmin is in this snapshot; tail from there.
@@ -250,6 +270,8 @@ extension LogRow {
         switch self {
         case .transition(let t):
             return t
+        case .presence(let p):
+            throw StoreError.unexpectedRow("log row \(p.position) is a presence change of agent \(p.agent), not a transition")
         case .unreadable(let position, let interactionID, let reason):
             throw StoreError.unexpectedRow("log row \(position)" + (interactionID.map { " of interaction \($0)" } ?? "") + ": \(reason)")
         }

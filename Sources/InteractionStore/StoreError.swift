@@ -1,5 +1,6 @@
 /// Why the store refused a write: one case per rule of the life cycle (the SQLSTATEs of class
-/// `SL` raised by `sql/002_lifecycle.sql` and `sql/003_writer_times_and_config_notify.sql`).
+/// `SL` raised by `sql/002_lifecycle.sql`, `sql/003_writer_times_and_config_notify.sql`,
+/// `sql/010_presence.sql` and `sql/011_transfers_and_facts.sql`).
 public enum Refusal: String, Sendable, Equatable, CaseIterable {
     case illegalTransition = "SL001"
     case unknownInteraction = "SL002"
@@ -18,6 +19,17 @@ public enum Refusal: String, Sendable, Equatable, CaseIterable {
     /// A time later than the database clock plus the allowed clock skew
     /// (`sightline.max_clock_skew`, default 5 minutes).
     case timeInFuture = "SL014"
+    /// The new interaction of a transfer to an agent (or voice application) accepted by another.
+    case notTransferTarget = "SL015"
+    // Presence (sql/010_presence.sql).
+    case unknownPresence = "SL020"
+    /// not_ready without a reason, or a reason with another state.
+    case presenceReason = "SL021"
+    case unknownPresenceReason = "SL022"
+    /// Already in that state with that reason.
+    case presenceUnchanged = "SL023"
+    /// A voice application has no presence.
+    case noPresence = "SL024"
 
     /// A short name for API clients.
     public var code: String {
@@ -36,6 +48,12 @@ public enum Refusal: String, Sendable, Equatable, CaseIterable {
         case .queueFixed: return "queue_fixed"
         case .badArgument: return "bad_argument"
         case .timeInFuture: return "time_in_future"
+        case .notTransferTarget: return "not_transfer_target"
+        case .unknownPresence: return "unknown_presence"
+        case .presenceReason: return "presence_reason"
+        case .unknownPresenceReason: return "unknown_presence_reason"
+        case .presenceUnchanged: return "presence_unchanged"
+        case .noPresence: return "no_presence"
         }
     }
 
@@ -43,7 +61,7 @@ public enum Refusal: String, Sendable, Equatable, CaseIterable {
     public var httpStatus: Int {
         switch self {
         case .unknownInteraction: return 404
-        case .unknownState, .badArgument, .timeInFuture, .agentRequired, .queueRequired: return 400
+        case .unknownState, .badArgument, .timeInFuture, .agentRequired, .queueRequired, .unknownPresence: return 400
         case .unknownQueue, .unknownAgent: return 422
         default: return 409
         }

@@ -109,7 +109,10 @@ extension LiveService {
                 serviceLevelTargetPercent: Int(try f.int("serviceLevelTargetPercent", range: 1...100) ?? 80),
                 waitWarningSeconds: Int(try f.int("waitWarningSeconds", range: 1...86400) ?? 30),
                 waitAlarmSeconds: Int(try f.int("waitAlarmSeconds", range: 1...86400) ?? 60),
-                holdAlarmSeconds: Int(try f.int("holdAlarmSeconds", range: 1...86400) ?? 120))
+                holdAlarmSeconds: Int(try f.int("holdAlarmSeconds", range: 1...86400) ?? 120),
+                abandonsInDenominator: try f.bool("abandonsInDenominator") ?? true,
+                excludeShortAbandons: try f.bool("excludeShortAbandons") ?? true,
+                shortAbandonSeconds: Int(try f.int("shortAbandonSeconds", range: 0...3600) ?? 5))
             try f.finish()
             database(request) { store in
                 try store.upsertQueue(q)
@@ -127,6 +130,7 @@ extension LiveService {
                 return "{\"id\":" + jsonString(a.id) + "}"
             }
         default:
+            if try routePresenceAndFigures(request, rest, server: server) { return }
             if ["board", "history", "interactions", "batch", "queues", "agents"].contains(rest.first ?? "") {
                 throw APIError(status: 405, code: "method_not_allowed", message: "\(method) is not allowed on \(request.path)")
             }
@@ -187,17 +191,17 @@ extension LiveService {
         }
     }
 
-    private func ingest(_ request: HTTPRequest, _ operations: [IngestOperation], status: Int, batch: Bool = false) {
+    func ingest(_ request: HTTPRequest, _ operations: [IngestOperation], status: Int, batch: Bool = false) {
         state.countIngest(operations.count)
         database(request, status: status) { store in
-            func run() throws -> [(Int64, Transition?)] {
-                var results: [(Int64, Transition?)] = []
+            func run() throws -> [IngestResult] {
+                var results: [IngestResult] = []
                 var created: [Int64] = []
                 for (index, op) in operations.enumerated() {
                     do {
                         let r = try op.perform(store, results: created)
                         results.append(r)
-                        created.append(r.0)
+                        created.append(r.id)
                     } catch {
                         throw APIError(error, index: batch ? index : nil)
                     }
@@ -206,15 +210,18 @@ extension LiveService {
             }
             let results = operations.count > 1 ? try store.transaction(run) : try run()
             var w = JSONWriter()
-            func one(_ o: inout ObjectWriter, _ op: IngestOperation, _ r: (Int64, Transition?)) {
+            func one(_ o: inout ObjectWriter, _ op: IngestOperation, _ r: IngestResult) {
                 switch op {
-                case .create: o.field("id", int: r.0)
+                case .create: o.field("id", int: r.id)
                 case .transfer(let ref, _, _, _, _):
-                    o.field("id", int: r.0)
+                    o.field("id", int: r.id)
                     if case .id(let original) = ref { o.field("original", int: original) }
                 case .transition:
-                    o.field("id", int: r.0)
-                    if let t = r.1 { o.field("transition") { Wire.transition(t, into: &$0) } }
+                    o.field("id", int: r.id)
+                    if let t = r.transition { o.field("transition") { Wire.transition(t, into: &$0) } }
+                case .presence(let agent, _, _, _):
+                    o.field("agent", string: agent)
+                    if let p = r.presence { o.field("change") { Wire.presenceChange(p, into: &$0) } }
                 }
             }
             if batch {

@@ -72,6 +72,8 @@ enum IngestOperation: Sendable, Equatable {
     case create(callID: String, at: Date?)
     case transition(Ref, to: String, agent: String?, queue: String?, at: Date?)
     case transfer(Ref, kind: String, target: String, agent: String?, at: Date?)
+    /// An agent's presence (`sightline.set_presence`).
+    case presence(agent: String, state: String, reason: String?, at: Date?)
 
     static let maxBatch = 1000
 
@@ -100,8 +102,14 @@ enum IngestOperation: Sendable, Equatable {
             let agent = try fields.string("agent")
             try fields.finish()
             return .transfer(ref, kind: kind, target: target, agent: agent, at: at)
+        case "presence":
+            let agent = try fields.string("agent", required: true, maxLength: 64)!
+            let state = try fields.string("state", required: true)!
+            let reason = try fields.string("reason", maxLength: 64)
+            try fields.finish()
+            return .presence(agent: agent, state: state, reason: reason, at: at)
         default:
-            throw fields.error("op must be create, transition or transfer")
+            throw fields.error("op must be create, transition, transfer or presence")
         }
     }
 
@@ -123,7 +131,8 @@ enum IngestOperation: Sendable, Equatable {
     }
 
     /// Performs the operation; `results` holds the ids created by earlier operations of a batch.
-    func perform(_ store: InteractionStore, results: [Int64]) throws -> (id: Int64, transition: Transition?) {
+    /// A presence operation gives id 0 (it names no interaction) and its change.
+    func perform(_ store: InteractionStore, results: [Int64]) throws -> IngestResult {
         func resolve(_ ref: Ref) throws -> Int64 {
             switch ref {
             case .id(let id): return id
@@ -131,19 +140,29 @@ enum IngestOperation: Sendable, Equatable {
                 guard n < results.count else {
                     throw APIError.badRequest("$\(n) names an operation that has not run yet")
                 }
+                guard results[n] > 0 else { throw APIError.badRequest("$\(n) names a presence change, not an interaction") }
                 return results[n]
             }
         }
         switch self {
         case .create(let callID, let at):
-            return (try store.createInteraction(callID: callID, at: at), nil)
+            return IngestResult(id: try store.createInteraction(callID: callID, at: at))
         case .transition(let ref, let to, let agent, let queue, let at):
             let id = try resolve(ref)
-            return (id, try store.transition(id, to: to, agent: agent, queue: queue, at: at))
+            return IngestResult(id: id, transition: try store.transition(id, to: to, agent: agent, queue: queue, at: at))
         case .transfer(let ref, let kind, let target, let agent, let at):
-            return (try store.beginTransfer(try resolve(ref), kind: kind, target: target, agent: agent, at: at), nil)
+            return IngestResult(id: try store.beginTransfer(try resolve(ref), kind: kind, target: target, agent: agent, at: at))
+        case .presence(let agent, let state, let reason, let at):
+            return IngestResult(id: 0, presence: try store.setPresence(agent: agent, state: state, reason: reason, at: at))
         }
     }
+}
+
+/// What one operation did.
+struct IngestResult: Sendable {
+    var id: Int64
+    var transition: Transition?
+    var presence: PresenceChange?
 }
 
 /// Typed access to a JSON object's fields, refusing wrong types and unknown fields.

@@ -180,7 +180,7 @@ enum Wire {
         }
     }
 
-    static func queue(_ q: QueueConfig, today: QueueToday, into w: inout JSONWriter) {
+    static func queue(_ q: QueueConfig, today: QueueToday?, into w: inout JSONWriter) {
         w.object { o in
             o.field("id", string: q.id)
             o.field("name", string: q.name)
@@ -193,17 +193,74 @@ enum Wire {
                     o.field("serviceLevelTargetPercent", int: q.serviceLevelTargetPercent)
                 }
             }
-            o.field("today") { queueToday(today, into: &$0) }
+            o.field("serviceLevel") { w in
+                w.object { o in
+                    o.field("answerWithinSeconds", int: q.serviceLevelSeconds)
+                    o.field("abandonsInDenominator", bool: q.abandonsInDenominator)
+                    o.field("excludeShortAbandons", bool: q.excludeShortAbandons)
+                    o.field("shortAbandonSeconds", int: q.shortAbandonSeconds)
+                    o.field("targetPercent", int: q.serviceLevelTargetPercent)
+                }
+            }
+            if let today { o.field("today") { queueToday(today, into: &$0) } }
         }
     }
 
-    static func agent(_ a: AgentConfig, today: AgentToday, into w: inout JSONWriter) {
+    /// An agent; `presence` nil for a voice application; `today` nil leaves it out (the API).
+    static func agent(_ a: AgentConfig, presence: AgentPresence?, today: AgentToday?, into w: inout JSONWriter) {
         w.object { o in
             o.field("id", string: a.id)
             o.field("name", string: a.name)
             o.field("queues") { w in w.array(a.queues) { w, q in w.string(q) } }
             o.field("voiceApplication", bool: a.isVoiceApplication)
-            o.field("today") { agentToday(today, into: &$0) }
+            o.field("presence") { w in
+                if let presence { Wire.presence(presence, into: &w) } else { w.raw("null") }
+            }
+            if let today { o.field("today") { agentToday(today, into: &$0) } }
+        }
+    }
+
+    /// A PRESENCE of docs/protocol.md.
+    static func presence(_ p: AgentPresence, into w: inout JSONWriter) {
+        w.object { o in
+            o.field("state", string: p.state.rawValue)
+            o.field("reason", string: p.reason)
+            o.field("since", date: p.since)
+            o.field("loggedInSince", date: p.loggedInSince)
+            o.field("version", int: p.version)
+        }
+    }
+
+    /// One presence change as the wire shows it (a delta's `presence`, the API's answer).
+    static func presenceChange(_ p: PresenceChange, into w: inout JSONWriter) {
+        w.object { o in
+            o.field("id", int: p.position.id)
+            o.field("agent", string: p.agent)
+            o.field("from", string: p.from.rawValue)
+            o.field("fromReason", string: p.fromReason)
+            o.field("to", string: p.to.rawValue)
+            o.field("reason", string: p.reason)
+            o.field("at", date: p.at)
+            o.field("version", int: p.version)
+        }
+    }
+
+    /// A presence delta of a `deltas` message.
+    static func presenceDelta(_ p: PresenceChange, presence: AgentPresence, into w: inout JSONWriter) {
+        w.object { o in
+            o.field("position", string: p.position.description)
+            o.field("presence") { presenceChange(p, into: &$0) }
+            o.field("agent", string: p.agent)
+            o.field("agentPresence") { Wire.presence(presence, into: &$0) }
+        }
+    }
+
+    static func presenceReasons(_ reasons: [PresenceReason], into w: inout JSONWriter) {
+        w.array(reasons) { w, r in
+            w.object { o in
+                o.field("code", string: r.code)
+                o.field("name", string: r.name)
+            }
         }
     }
 

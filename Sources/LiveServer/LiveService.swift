@@ -44,6 +44,8 @@ public final class LiveService: LWSServerDelegate {
     let startedAt = Date()
     let metrics = ServerMetrics()
     let alertDispatcher: AlertDispatcher
+    /// The last read of the live figures failed (loop thread only).
+    var figuresFailing = false
 
     /// Loads the board from the store (on the calling thread) and prepares the service.
     public init(conninfo: String, configuration: Configuration, logger: Logger) throws {
@@ -135,6 +137,21 @@ public final class LiveService: LWSServerDelegate {
                 if !accepted { perform(state.configurationLoaded(nil, now: Date())) }
             case .alertsDecided(let events):
                 alertDispatcher.submit(events)
+            case .loadFigures:
+                let mailbox = server.mailbox
+                let bound = LoopBound(self, server: server)
+                let accepted = pool.submit({ store in try store.liveFigures() }) { result in
+                    mailbox.post {
+                        let service = bound.value
+                        // Said once per outage, not once a second.
+                        if case .failure(let error) = result, !service.figuresFailing {
+                            service.logger.warning("cannot read the live figures (retrying every second, said once): \(error)")
+                        }
+                        service.figuresFailing = (try? result.get()) == nil
+                        service.perform(service.state.figuresLoaded(try? result.get(), now: Date()))
+                    }
+                }
+                if !accepted { perform(state.figuresLoaded(nil, now: Date())) }
             case .scheduleFlush(let milliseconds):
                 server.wake(afterMilliseconds: milliseconds)
             case .log(let level, let message):

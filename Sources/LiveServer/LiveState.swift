@@ -78,6 +78,8 @@ struct LiveState {
         case buildSnapshots(SnapshotJob)
         /// Read queues and agents off the loop, then call `configurationLoaded`.
         case reloadConfiguration
+        /// Read the live figures off the loop (`sightline.live_figures`), then call `figuresLoaded`.
+        case loadFigures
         /// Call `flush` after this long.
         case scheduleFlush(milliseconds: Int)
         /// Alerts fired or resolved: write them to the outbox, which delivers them.
@@ -96,6 +98,7 @@ struct LiveState {
 
     struct Counters: Sendable {
         var transitionsApplied = 0
+        var presenceChangesApplied = 0
         var deltaFramesSent = 0
         var snapshotsSent = 0
         var snapshotsBuilt = 0
@@ -144,6 +147,7 @@ struct LiveState {
     /// The alert rules and what they decided so far (LiveState+Alerts.swift).
     var alerts: AlertEvaluator
     var lastAlertEvaluation = Date.distantPast
+    private(set) var figures = FiguresFeed()
 
     struct CachedSnapshot {
         var position: LogPosition
@@ -193,10 +197,54 @@ struct LiveState {
                 Wire.delta(change, into: &w)
                 deltaLog.append(DeltaLog.Entry(position: t.position, queue: change.interaction?.queue ?? t.queue, json: w.text))
                 counters.transitionsApplied += 1
+                figures.logMoved()
+            case .presence(let p):
+                lastAt = p.at
+                if board.agents[p.agent] == nil { effects += reloadConfiguration() }
+                guard let presence = board.apply(p) else { continue }
+                var w = JSONWriter(capacity: 400)
+                Wire.presenceDelta(p, presence: presence, into: &w)
+                deltaLog.append(DeltaLog.Entry(position: p.position, queue: nil, json: w.text,
+                                               agentQueues: board.agents[p.agent]?.queues ?? []))
+                counters.presenceChangesApplied += 1
+                figures.logMoved()
             }
         }
         if let lastAt { counters.lastCommitLagSeconds = max(0, now.timeIntervalSince(lastAt)) }
-        return effects + flushSoon(now: now)
+        return effects + flushSoon(now: now) + loadFiguresIfDue(now: now)
+    }
+
+    // MARK: Figures
+
+    private mutating func loadFiguresIfDue(now: Date) -> [Effect] {
+        figures.shouldLoad(now: now) ? [.loadFigures] : []
+    }
+
+    /// A read of the live figures finished (nil: it failed). Every live session gets the entries
+    /// of its filter that changed (all of them when the period changed).
+    mutating func figuresLoaded(_ loaded: LiveFigures?, now: Date) -> [Effect] {
+        guard let update = figures.loaded(loaded), let current = figures.current else { return [] }
+        var messages: [Filter: OutgoingMessage?] = [:]
+        var effects: [Effect] = []
+        for (connection, session) in sessions where session.subscription.isLive && !session.awaitingSnapshot {
+            let filter = session.subscription.queues
+            if messages[filter] == nil {
+                let queues = board.queueIDs(for: filter).filter(update.queues.contains)
+                let agents = board.agentIDs(for: filter).filter(update.agents.contains)
+                messages[filter] = update.complete || !queues.isEmpty || !agents.isEmpty
+                    ? OutgoingMessage(FiguresFeed.message(current, queues: queues, agents: agents, complete: update.complete, now: now))
+                    : .some(nil)
+            }
+            if let message = messages[filter] ?? nil { effects.append(.send(connection, message)) }
+        }
+        return effects
+    }
+
+    /// Every figure of `filter`, as a complete `figures` message (after a resume).
+    private func completeFigures(for filter: Filter, now: Date) -> OutgoingMessage? {
+        guard let current = figures.current else { return nil }
+        return OutgoingMessage(FiguresFeed.message(current, queues: board.queueIDs(for: filter), agents: board.agentIDs(for: filter),
+                                                   complete: true, now: now))
     }
 
     /// Sends now when the last flush is a tick old, else once the tick is over.
@@ -254,7 +302,7 @@ struct LiveState {
 
     /// Frames of at most `frameDeltas` deltas that `filter` wants; the last carries `position`.
     private func framed(_ entries: ArraySlice<DeltaLog.Entry>, filter: Filter, position: LogPosition) -> [OutgoingMessage] {
-        let wanted = filter == nil ? Array(entries) : entries.filter { Subscription.wants(filter: filter, queue: $0.queue) }
+        let wanted = filter == nil ? Array(entries) : entries.filter { $0.wanted(by: filter) }
         guard !wanted.isEmpty else { return [] }
         var out: [OutgoingMessage] = []
         var start = 0
@@ -327,6 +375,7 @@ struct LiveState {
         guard newQueues != board.queues || newAgents != board.agents else { return effects }
         board.queues = newQueues
         board.agents = newAgents
+        figures.logMoved()
         return effects + resynchroniseAll(now: now)
     }
 
@@ -421,6 +470,7 @@ struct LiveState {
         for frame in framed(missed, filter: session.subscription.queues, position: flushedPosition) {
             effects.append(.send(connection, frame))
         }
+        if let message = completeFigures(for: session.subscription.queues, now: now) { effects.append(.send(connection, message)) }
         return effects
     }
 
@@ -524,7 +574,7 @@ struct LiveState {
             // A lost timer must not hold deltas back.
             effects += flush(now: now)
         }
-        return effects
+        return effects + loadFiguresIfDue(now: now)
     }
 
     mutating func countRequest() {
@@ -537,7 +587,7 @@ struct LiveState {
 
     /// Snapshots of the board as it is now, to encode off the loop (`GET /api/board`).
     func snapshotJob(filters: [Filter], now: Date) -> SnapshotJob {
-        SnapshotJob(board: board, depth: depth, databaseUp: databaseUp,
+        SnapshotJob(board: board, figures: figures.current, depth: depth, databaseUp: databaseUp,
                     staleSince: databaseUp ? nil : databaseChangedAt, filters: filters, now: now, alerts: alerts.firing)
     }
 }
@@ -556,6 +606,7 @@ struct SnapshotJob: Sendable {
     }
 
     let board: LiveBoard
+    let figures: LiveFigures?
     let depth: [String: [DepthSample]]
     let databaseUp: Bool
     let staleSince: Date?
@@ -590,8 +641,14 @@ struct SnapshotJob: Sendable {
                     o.field("agents") { w in
                         let agents = board.agents.values.filter { a in filter == nil || a.queues.contains { wants($0) } }
                         w.array(agents.sorted { $0.id < $1.id }) { w, a in
-                            Wire.agent(a, today: board.agentToday[a.id] ?? AgentToday(), into: &w)
+                            Wire.agent(a, presence: a.isVoiceApplication ? nil : board.presence(of: a.id),
+                                       today: board.agentToday[a.id] ?? AgentToday(), into: &w)
                         }
+                    }
+                    o.field("presenceReasons") { w in Wire.presenceReasons(board.presenceReasons, into: &w) }
+                    o.field("figures") { w in
+                        guard let figures else { w.raw("null"); return }
+                        FiguresFeed.object(figures, queues: board.queueIDs(for: filter), agents: board.agentIDs(for: filter), into: &w)
                     }
                     o.field("interactions") { w in
                         let live = board.interactions.values.filter { wants($0.queue) }.sorted { $0.id < $1.id }

@@ -52,7 +52,7 @@ final class ServerMetrics {
         gauge("sightline_live_interactions", "Interactions on the live board.", Double(board.interactions.count))
         gauge("sightline_held_calls", "Calls on hold.", Double(board.interactions.values.filter { $0.state == .held }.count))
         let statuses = Dictionary(grouping: board.agentStatuses, by: \.activity)
-        for activity in [LiveBoard.AgentActivity.available, .reserved, .talking, .holding, .wrapUp] {
+        for activity in LiveBoard.AgentActivity.allCases {
             gauge("sightline_agents", "Agents by activity.", Double(statuses[activity]?.count ?? 0), [("activity", activity.rawValue)])
         }
         let firing = Dictionary(grouping: state.alerts.firing, by: \.rule)

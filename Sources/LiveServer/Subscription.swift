@@ -127,8 +127,17 @@ struct Subscription: Sendable {
 struct DeltaLog: Sendable {
     struct Entry: Sendable {
         var position: LogPosition
+        /// The queue of a transition's interaction (nil: none yet, only for every-queue clients).
         var queue: String?
         var json: String
+        /// For a presence change: the agent's queues (it goes to clients watching any of them).
+        var agentQueues: [String]? = nil
+
+        func wanted(by filter: Set<String>?) -> Bool {
+            guard let agentQueues else { return Subscription.wants(filter: filter, queue: queue) }
+            guard let filter else { return true }
+            return agentQueues.contains { filter.contains($0) }
+        }
     }
 
     let capacity: Int

@@ -64,7 +64,8 @@ final class BoardTests: XCTestCase {
         apply(log.step(1, .delivered, agent: "ann", queue: "sales"))
         XCTAssertTrue(board.waiting(in: "sales").isEmpty)
         XCTAssertEqual(board.agentStatuses.first { $0.agent == "ann" }?.activity, .talking)
-        XCTAssertEqual(board.agentStatuses.first { $0.agent == "bob" }?.activity, .available)
+        XCTAssertEqual(board.agentStatuses.first { $0.agent == "bob" }?.activity, .loggedOut,
+                       "an agent who never logged in is not available")
         log.advance(30)
         apply(log.step(1, .held, agent: "ann", queue: "sales", heldBy: "ann"))
         XCTAssertEqual(board.held.map(\.heldBy), ["ann"])

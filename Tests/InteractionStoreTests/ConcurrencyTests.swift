@@ -5,9 +5,10 @@ import Simulation
 import XCTest
 
 final class ConcurrencyTests: StoreTestCase {
-    /// 16 writers drive 1,000 interactions, some in multi-statement transactions that commit
-    /// late, while a reader tails the log. The final states agree with the log, each
-    /// interaction's log order is its commit (version) order, and the tail saw every row
+    /// 16 writers drive 1,000 interactions and change the agent's presence, some in
+    /// multi-statement transactions that commit late, while a reader tails the log (transitions
+    /// and presence changes, one stream). The final states agree with the log, each interaction's
+    /// and the agent's log order is its commit (version) order, and the tail saw every row
     /// exactly once, in stream order.
     func testConcurrentWritersAndAGapFreeTail() throws {
         let url = try XCTUnwrap(Self.url)
@@ -64,6 +65,16 @@ final class ConcurrencyTests: StoreTestCase {
                             // Two interactions in one transaction that waits in the middle.
                             do {
                                 try s.transaction {
+                                    // The agent's row lock first (as every writer that takes
+                                    // both should), then the interactions'.
+                                    // Refused (SL023) when the agent is already so: the whole transaction goes.
+                                    if random.chance(0.3) {
+                                        if random.chance(0.5) {
+                                            try s.setPresence(agent: ann, .ready)
+                                        } else {
+                                            try s.setPresence(agent: ann, .notReady, reason: "break")
+                                        }
+                                    }
                                     try Self.toggleHold(s, x, ann)
                                     usleep(UInt32.random(in: 500...3000))
                                     try Self.toggleHold(s, y, ann)
@@ -111,14 +122,22 @@ final class ConcurrencyTests: StoreTestCase {
 
         // The tail: every row after the start exactly once, in (order_tx, id) order.
         let full = try store.connection.query("""
-            select t.order_tx::text, t.id from sightline.transitions t
+            select order_tx::text, id from (select order_tx, id from sightline.transitions
+                                            union all select order_tx, id from sightline.presence_log) t
              where (t.order_tx, t.id) > ($1::xid8, $2::bigint) order by t.order_tx, t.id
             """, [String(start.orderTx), String(start.id)])
         let expected = (0..<full.rowCount).map { LogPosition(orderTx: full.uint64($0, 0)!, id: full.int64($0, 1)!) }
         let got = tailed.withLock { $0 }
         XCTAssertEqual(got.count, expected.count, "rows tailed")
         XCTAssertEqual(got.map(\.position), expected, "the tail is the log, in stream order, without gap or duplicate")
-        XCTAssertEqual(got.filter { $0.transition == nil }, [], "every row written by the functions reads")
+        XCTAssertEqual(got.filter { if case .unreadable = $0 { return true } else { return false } }, [],
+                       "every row written by the functions reads")
+        let presenceVersions = got.compactMap { row -> Int? in
+            if case .presence(let p) = row, p.agent == ann { return p.version } else { return nil }
+        }
+        XCTAssertFalse(presenceVersions.isEmpty, "presence changes were written and tailed")
+        XCTAssertEqual(presenceVersions, presenceVersions.sorted(), "the agent's presence changes in version order")
+        XCTAssertEqual(Set(presenceVersions).count, presenceVersions.count, "no presence change twice")
         // Per interaction, the stream gives versions 1, 2, 3, ... in order.
         var lastVersion: [Int64: Int] = [:]
         var outOfOrder = 0

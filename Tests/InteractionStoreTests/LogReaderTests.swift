@@ -150,6 +150,7 @@ final class LogReaderTests: StoreTestCase {
     private func interactionID(of row: LogRow) -> Int64? {
         switch row {
         case .transition(let t): return t.interactionID
+        case .presence: return nil
         case .unreadable(_, let id, _): return id
         }
     }
@@ -198,7 +199,6 @@ final class LogReaderTests: StoreTestCase {
         let original = try interaction(in: .delivered)
         let leg = try store.transaction { () throws -> Int64 in
             let leg = try store.beginTransfer(original, kind: "queue", target: queue)
-            try store.transition(leg, to: .queued, queue: queue)
             try store.transition(leg, to: .completed)
             return leg
         }
