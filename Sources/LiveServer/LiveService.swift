@@ -8,7 +8,7 @@ import Logging
 
 /// The executor of the live server: feeds what happens (tailed rows, client messages, ticks,
 /// finished background work) into `LiveState` and performs the effects it returns, on the loop
-/// thread. The only other threads are the tailer, the database pool and the snapshot encoder;
+/// thread. The only other threads are the tailer, the database pools and the snapshot encoder;
 /// they reach the loop through the server's mailbox with `Sendable` values, and the service
 /// itself crosses only as a `LoopBound`.
 ///
@@ -37,6 +37,9 @@ public final class LiveService: LWSServerDelegate {
     let logger: Logger
     private let conninfo: String
     let pool: DatabasePool
+    /// Its own connection for the live figures, so their reads (up to a day of the log) never
+    /// hold up the API's workers.
+    private let figuresPool: DatabasePool
     private let tailer = Tailer()
     let snapshotQueue = DispatchQueue(label: "sightline-snapshots")
     private(set) var server: LWSServer?
@@ -64,6 +67,7 @@ public final class LiveService: LWSServerDelegate {
         alertDispatcher = AlertDispatcher(conninfo: conninfo, configuration: configuration.alerts, boardURL: configuration.boardURL,
                                           firing: firing, registry: metrics.registry, logger: logger)
         pool = DatabasePool(conninfo: conninfo, size: configuration.databaseWorkers, logger: logger)
+        figuresPool = DatabasePool(conninfo: conninfo, size: 1, maxPending: 2, logger: logger)
         logger.info("board loaded: \(board.interactions.count) live interactions, \(board.queues.count) queues, \(board.agents.count) agents; tailing from \(board.position)")
         if !skipped.isEmpty {
             _ = state.rowsArrived(skipped, now: Date())
@@ -88,6 +92,7 @@ public final class LiveService: LWSServerDelegate {
     public func shutdown() {
         if !tailer.stopAndJoin() { logger.warning("the log tailer did not stop within 5 s") }
         if !pool.drain() { logger.warning("database work still running after 5 s; stopping without it") }
+        if !figuresPool.drain() { logger.warning("a read of the live figures still running after 5 s; stopping without it") }
         if !alertDispatcher.stopAndJoin() { logger.warning("alert delivery still running after 10 s; the outbox keeps what is left") }
         snapshotQueue.sync {}
     }
@@ -140,7 +145,7 @@ public final class LiveService: LWSServerDelegate {
             case .loadFigures:
                 let mailbox = server.mailbox
                 let bound = LoopBound(self, server: server)
-                let accepted = pool.submit({ store in try store.liveFigures() }) { result in
+                let accepted = figuresPool.submit({ store in try store.liveFigures() }) { result in
                     mailbox.post {
                         let service = bound.value
                         // Said once per outage, not once a second.
