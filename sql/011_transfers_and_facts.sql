@@ -26,7 +26,7 @@ alter table sightline.transitions add constraint transitions_cause_check
 alter table sightline.queues
     add column abandons_in_denominator boolean not null default true,
     add column exclude_short_abandons  boolean not null default true,
-    add column short_abandon_seconds   integer not null default 5 check (short_abandon_seconds between 0 and 3600);
+    add column short_abandon_seconds   integer not null default 5 check (short_abandon_seconds between 1 and 3600);
 
 drop function sightline.upsert_queue(text, text, integer, integer, integer, integer, integer);
 create function sightline.upsert_queue(

@@ -265,7 +265,7 @@ extension LiveBoard {
         return out
     }
 
-    /// Agents available per queue (not busy with any live interaction).
+    /// Agents available per queue (ready, and not busy with any live interaction).
     func readyAgentCounts() -> [String: Int] {
         var out: [String: Int] = [:]
         for status in agentStatuses where status.activity == .available {

@@ -112,7 +112,7 @@ extension LiveService {
                 holdAlarmSeconds: Int(try f.int("holdAlarmSeconds", range: 1...86400) ?? 120),
                 abandonsInDenominator: try f.bool("abandonsInDenominator") ?? true,
                 excludeShortAbandons: try f.bool("excludeShortAbandons") ?? true,
-                shortAbandonSeconds: Int(try f.int("shortAbandonSeconds", range: 0...3600) ?? 5))
+                shortAbandonSeconds: Int(try f.int("shortAbandonSeconds", range: 1...3600) ?? 5))
             try f.finish()
             database(request) { store in
                 try store.upsertQueue(q)

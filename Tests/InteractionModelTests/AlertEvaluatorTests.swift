@@ -11,6 +11,9 @@ final class AlertEvaluatorTests: XCTestCase {
         board.queues["sales"] = QueueConfig(id: "sales", name: "Sales", serviceLevelTargetPercent: 80, waitAlarmSeconds: 60,
                                             holdAlarmSeconds: 120)
         board.agents["ann"] = AgentConfig(id: "ann", name: "Ann Lee", queues: ["sales"])
+        // Logged in and ready: only a ready agent without an interaction is available.
+        _ = board.apply(PresenceChange(position: LogPosition(orderTx: 1, id: 0), agent: "ann", version: 1,
+                                       from: .loggedOut, to: .ready, at: log.clock))
     }
 
     func configuration(_ json: String) throws -> AlertConfiguration {
