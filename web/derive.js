@@ -1,64 +1,206 @@
-// Pure views of the board (no DOM): what the panels show.
+// Pure views of the board state (no DOM, no clock: `now` is the server's time in ms): what the
+// panels show. derive() runs once per render and computes every figure the panels share.
+// Figures that SQL computes (service level, abandon rate, ASA, AHT, intervals) are read as the
+// server sends them, never computed here; a figure the server does not send is null ("—").
 
-export const STATE_LABEL = {
-  idle: "Idle", data_collection: "Voice app", queued: "Queued", delivery_pending: "Ringing",
-  delivered: "Talking", held: "On hold", after_call_work: "Wrap-up",
-};
+export const STATE_LABEL = new Map([
+  ["idle", "Idle"], ["data_collection", "Voice app"], ["queued", "Queued"], ["delivery_pending", "Ringing"],
+  ["delivered", "Talking"], ["held", "On hold"], ["after_call_work", "Wrap-up"], ["completed", "Completed"],
+]);
+export const stateLabel = (s) => STATE_LABEL.get(s) || String(s ?? "");
 
-export function waiting(board, queue) {
-  return [...board.interactions.values()]
-    .filter((i) => i.state === "queued" && !i.transfer && i.queue === queue)
-    .sort((a, b) => Date.parse(a.queuedAt || a.stateSince) - Date.parse(b.queuedAt || b.stateSince));
+export const ACTIVITY_LABEL = new Map([
+  ["ringing", "ringing"], ["talking", "talking"], ["holding", "holding"], ["wrap_up", "wrap-up"],
+  ["transferring", "transferring"], ["ready", "ready"], ["not_ready", "not ready"], ["logged_out", "logged out"],
+  ["no_call", "no call"],
+]);
+export const activityLabel = (a) => ACTIVITY_LABEL.get(a) || String(a ?? "");
+
+const LEVEL_RANK = new Map([["ok", 0], ["warn", 1], ["alarm", 2]]);
+export const LEVEL_TEXT = new Map([["ok", "OK"], ["warn", "Warning"], ["alarm", "Alarm"]]);
+export const LEVEL_ICON = new Map([["ok", "✓"], ["warn", "▲"], ["alarm", "⛔"]]);
+export const worse = (a, b) => (LEVEL_RANK.get(b) > LEVEL_RANK.get(a) ? b : a);
+
+const WORKING = new Set(["delivery_pending", "delivered", "held", "after_call_work"]);
+const time = (text) => (text ? Date.parse(text) : NaN);
+const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+
+/// An agent's presence as the server sends it ({state, reason, since}), or null when the server
+/// sends none (then the board shows what the interactions say, and no "ready" count).
+export function presenceOf(agent) {
+  const p = agent.presence;
+  if (!p) return null;
+  if (typeof p === "string") return { state: p, reason: agent.presenceReason ?? null, since: agent.presenceSince ?? null };
+  if (typeof p === "object" && typeof p.state === "string") return { state: p.state, reason: p.reason ?? null, since: p.since ?? null };
+  return null;
 }
 
-export function held(board) {
-  return [...board.interactions.values()].filter((i) => i.state === "held")
-    .sort((a, b) => Date.parse(a.stateSince) - Date.parse(b.stateSince));
-}
-
-/// Per agent: activity (available, ringing, talking, holding, wrap_up), its interaction, since.
-export function agentStates(board) {
-  const busy = new Map();
-  for (const i of board.interactions.values()) {
-    if (!i.agent) continue;
-    const working = ["delivery_pending", "delivered", "held", "after_call_work"].includes(i.state) || i.transfer;
-    if (!working) continue;
-    const other = busy.get(i.agent);
-    if (!other || Date.parse(other.stateSince) < Date.parse(i.stateSince)) busy.set(i.agent, i);
-  }
-  const out = [];
-  for (const a of board.agents.values()) {
-    if (a.voiceApplication) continue;
-    const i = busy.get(a.id);
-    let activity = "available";
-    if (i) activity = i.transfer ? "transferring" : { delivery_pending: "ringing", held: "holding", after_call_work: "wrap_up" }[i.state] || "talking";
-    out.push({ agent: a, activity, interaction: i || null, since: i ? i.stateSince : null });
-  }
-  return out.sort((x, y) => x.agent.name.localeCompare(y.agent.name));
-}
-
-export function queueSummary(board, queue, now) {
-  const q = board.queues.get(queue);
-  const w = waiting(board, queue);
-  const longest = w.length ? (now - Date.parse(w[0].queuedAt || w[0].stateSince)) / 1000 : 0;
-  const members = agentStates(board).filter((s) => s.agent.queues.includes(queue));
-  const count = (act) => members.filter((s) => act.includes(s.activity)).length;
-  const t = q.thresholds;
-  const level = w.length === 0 ? "ok" : longest >= t.waitAlarmSeconds ? "alarm" : longest >= t.waitWarningSeconds ? "warn" : "ok";
-  const sl = q.today.serviceLevelPercent;
+/// ASA and AHT of a queue's or agent's figures, when the server sends them.
+export function handlingFigures(today) {
+  const t = today || {};
   return {
-    queue: q, waiting: w.length, longest, level,
-    available: count(["available"]), onCall: count(["ringing", "talking", "holding", "transferring"]), wrapUp: count(["wrap_up"]),
-    serviceLevel: sl, serviceLevelOk: sl == null || sl >= t.serviceLevelTargetPercent,
-    abandon: q.today.abandonPercent,
+    asa: num(t.asaSeconds ?? t.averageSpeedOfAnswerSeconds),
+    aht: num(t.ahtSeconds ?? t.averageHandleTimeSeconds),
   };
 }
 
+/// The level of one queue and why: the worst of the longest wait, the service level against its
+/// target and the abandon rate, each judged by the queue's own thresholds.
+export function queueLevel(queue, longest, waiting) {
+  const t = queue.thresholds || {};
+  const today = queue.today || {};
+  const reasons = [];
+  if (waiting > 0 && num(t.waitAlarmSeconds) != null && longest >= t.waitAlarmSeconds) reasons.push(["alarm", `longest wait over ${t.waitAlarmSeconds} s`]);
+  else if (waiting > 0 && num(t.waitWarningSeconds) != null && longest >= t.waitWarningSeconds) reasons.push(["warn", `longest wait over ${t.waitWarningSeconds} s`]);
+  const sl = num(today.serviceLevelPercent);
+  if (sl != null) {
+    if (num(t.serviceLevelAlarmPercent) != null && sl < t.serviceLevelAlarmPercent) reasons.push(["alarm", `service level under ${t.serviceLevelAlarmPercent}%`]);
+    else if (num(t.serviceLevelTargetPercent) != null && sl < t.serviceLevelTargetPercent) reasons.push(["warn", `service level under target ${t.serviceLevelTargetPercent}%`]);
+  }
+  const ab = num(today.abandonPercent);
+  if (ab != null) {
+    if (num(t.abandonAlarmPercent) != null && ab >= t.abandonAlarmPercent) reasons.push(["alarm", `abandoned ${t.abandonAlarmPercent}% or more`]);
+    else if (num(t.abandonWarningPercent) != null && ab >= t.abandonWarningPercent) reasons.push(["warn", `abandoned ${t.abandonWarningPercent}% or more`]);
+  }
+  const level = reasons.reduce((l, [r]) => worse(l, r), "ok");
+  return { level, reasons: reasons.filter(([r]) => r === level).map(([, why]) => why) };
+}
+
+/// Everything the panels show, computed once. `now`: server time, ms.
+export function derive(state, now) {
+  // Agents: what each is doing, from its newest working interaction, else its presence.
+  const busy = new Map();
+  const waitingByQueue = new Map();
+  const held = [];
+  for (const i of state.interactions.values()) {
+    if (i.state === "held") held.push(i);
+    if (i.state === "queued" && !i.transfer && i.queue != null) {
+      let list = waitingByQueue.get(i.queue);
+      if (!list) waitingByQueue.set(i.queue, (list = []));
+      list.push(i);
+    }
+    if (i.agent == null || !(WORKING.has(i.state) || i.transfer)) continue;
+    const other = busy.get(i.agent);
+    if (!other || time(other.stateSince) < time(i.stateSince)) busy.set(i.agent, i);
+  }
+  const waitStart = (i) => time(i.queuedAt || i.stateSince);
+  for (const list of waitingByQueue.values()) list.sort((a, b) => waitStart(a) - waitStart(b));
+  held.sort((a, b) => time(a.stateSince) - time(b.stateSince));
+
+  const agents = [];
+  const agentById = new Map();
+  for (const a of state.agents.values()) {
+    if (a.voiceApplication) continue;
+    const i = busy.get(a.id) || null;
+    const presence = presenceOf(a);
+    let activity, since;
+    if (i) {
+      activity = i.transfer ? "transferring" : i.state === "delivery_pending" ? "ringing" : i.state === "held" ? "holding" : i.state === "after_call_work" ? "wrap_up" : "talking";
+      since = i.stateSince;
+    } else if (presence) {
+      activity = presence.state;
+      since = presence.since;
+    } else {
+      activity = "no_call";
+      since = null;
+    }
+    const row = { agent: a, activity, interaction: i, since, presence, queues: Array.isArray(a.queues) ? a.queues : [] };
+    agents.push(row);
+    agentById.set(a.id, row);
+  }
+  agents.sort((x, y) => String(x.agent.name).localeCompare(String(y.agent.name)) || (x.agent.id < y.agent.id ? -1 : 1));
+
+  const members = new Map();
+  for (const row of agents) for (const q of row.queues) {
+    let list = members.get(q);
+    if (!list) members.set(q, (list = []));
+    list.push(row);
+  }
+
+  const queues = new Map();
+  for (const q of state.queues.values()) {
+    const w = waitingByQueue.get(q.id) || [];
+    const longest = w.length ? Math.max(0, (now - waitStart(w[0])) / 1000) : 0;
+    const m = members.get(q.id) || [];
+    let ready = 0, here = 0, elsewhere = 0, notReady = 0, free = 0, loggedOut = 0;
+    for (const row of m) {
+      if (row.interaction) { if (row.interaction.queue === q.id) here++; else elsewhere++; }
+      else if (row.activity === "ready") ready++;
+      else if (row.activity === "not_ready") notReady++;
+      else if (row.activity === "logged_out") loggedOut++;
+      else free++;
+    }
+    const { level, reasons } = queueLevel(q, longest, w.length);
+    const today = q.today || {};
+    queues.set(q.id, {
+      id: q.id, queue: q, name: String(q.name ?? q.id), waiting: w, longest, level, reasons,
+      presenceKnown: m.some((row) => row.presence),
+      ready, here, elsewhere, notReady, free, loggedOut, members: m,
+      serviceLevel: num(today.serviceLevelPercent), abandon: num(today.abandonPercent),
+      serviceLevelTarget: num(q.thresholds?.serviceLevelTargetPercent),
+      offered: num(today.offered), answered: num(today.answered), abandoned: num(today.abandoned),
+      ...handlingFigures(today),
+      intervals: Array.isArray(q.intervals) ? q.intervals : null,
+    });
+  }
+  return { now, queues, agents, agentById, waitingByQueue, held };
+}
+
+/// Queue summaries in wallboard order: by severity (alarm first, then longest wait), or by name.
+export function sortQueues(summaries, by = "severity") {
+  const byName = (a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  const list = [...summaries];
+  if (by === "name") return list.sort(byName);
+  return list.sort((a, b) => LEVEL_RANK.get(b.level) - LEVEL_RANK.get(a.level) || b.longest - a.longest || byName(a, b));
+}
+
+/// The interactions table: filtered by queue, state and agent, sorted by a column.
+export function interactionRows(state, now, { queue = "", status = "", agent = "", sort = "wait", dir = 1 } = {}) {
+  const all = state.interactions.size;
+  let list = [...state.interactions.values()];
+  if (queue) list = list.filter((i) => i.queue === queue);
+  if (status) list = list.filter((i) => i.state === status);
+  if (agent) list = list.filter((i) => i.agent === agent);
+  const key = {
+    id: (i) => i.id,
+    state: (i) => stateLabel(i.state),
+    wait: (i) => time(i.stateSince),            // oldest first = longest in its state first
+    queue: (i) => String(i.queue ?? ""),
+    agent: (i) => String(i.agent ?? ""),
+  }[sort] || ((i) => time(i.stateSince));
+  list.sort((a, b) => {
+    const x = key(a), y = key(b);
+    return (x < y ? -1 : x > y ? 1 : a.id - b.id) * dir;
+  });
+  return { rows: list, total: all };
+}
+
+/// The agents table: filtered by queue and activity, sorted by a column.
+export function agentRows(view, { queue = "", activity = "", sort = "name", dir = 1 } = {}) {
+  let list = view.agents;
+  if (queue) list = list.filter((r) => r.queues.includes(queue));
+  if (activity) list = list.filter((r) => r.activity === activity);
+  const key = {
+    name: (r) => String(r.agent.name ?? ""),
+    activity: (r) => activityLabel(r.activity),
+    since: (r) => (r.since ? time(r.since) : Infinity),
+    handled: (r) => r.agent.today?.handled ?? 0,
+  }[sort] || ((r) => String(r.agent.name ?? ""));
+  list = [...list].sort((a, b) => {
+    const x = key(a), y = key(b);
+    return (x < y ? -1 : x > y ? 1 : 0) * dir;
+  });
+  return { rows: list, total: view.agents.length };
+}
+
 export function duration(seconds) {
+  if (seconds == null || !Number.isFinite(seconds)) return "—";
   seconds = Math.max(0, Math.floor(seconds));
   const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
   const mm = String(m).padStart(2, "0"), ss = String(s).padStart(2, "0");
   return h ? `${h}:${mm}:${ss}` : `${m}:${ss}`;
 }
 
+export const since = (text, now) => (text ? duration((now - time(text)) / 1000) : "");
 export function percent(v) { return v == null ? "—" : `${Math.round(v)}%`; }
+export function count(v) { return v == null ? "—" : String(v); }

@@ -1,47 +1,122 @@
-// Wallboard for a TV: big tiles, colour thresholds, no input needed.
+// Wallboard for a TV: every selected queue on screen, sized to fit; when they cannot all fit at
+// a readable size, pages rotate. Worst queues first (or by name). Dimmed while the data is stale.
 // URL parameters:
 //   queues=sales,support      only these queues (default: all)
-//   groups=sales,support|billing,vip   rotate between these groups of queues
-//   rotate=15                 seconds per group (default 15)
+//   sort=severity|name        tile order (default severity: alarm, warning, then longest wait)
+//   rotate=15                 seconds per page when the queues need more than one (default 15)
 //   token=...                 access token (remembered by the browser)
 import { Live } from "/live.js";
-import { duration, held, percent, queueSummary } from "/derive.js";
+import { connectionLevel, describeConnection, initialState, reduce, serverNow } from "/state.js";
+import { LEVEL_ICON, LEVEL_TEXT, derive, duration, percent, sortQueues } from "/derive.js";
+import { el, frameScheduler, setAttr, setClass, setText, syncKeyed } from "/dom.js";
 
 const params = new URLSearchParams(location.search);
 const only = params.get("queues")?.split(",").filter(Boolean) || null;
-const groups = params.get("groups")?.split("|").map((g) => g.split(",").filter(Boolean)).filter((g) => g.length) || null;
+const sortBy = params.get("sort") === "name" ? "name" : "severity";
 const rotate = Math.max(3, Number(params.get("rotate")) || 15);
-const live = new Live({ queues: only || (groups ? [...new Set(groups.flat())] : null) });
-let group = 0;
-if (groups && groups.length > 1) setInterval(() => { group = (group + 1) % groups.length; render(); }, rotate * 1000);
+const MIN_W = 300, MIN_H = 200;      // smallest tile still readable across a room (CSS px)
 
-function render() {
-  const now = live.now();
-  let ids = [...live.board.queues.keys()].sort();
-  if (groups) ids = ids.filter((id) => groups[group].includes(id));
-  const cols = ids.length <= 2 ? ids.length || 1 : ids.length <= 4 ? 2 : ids.length <= 9 ? 3 : 4;
-  const wall = document.getElementById("wall");
-  wall.style.gridTemplateColumns = `repeat(${cols}, 1fr)`;
-  const heldBy = held(live.board);
-  wall.innerHTML = ids.map((id) => {
-    const s = queueSummary(live.board, id, now);
-    const holds = heldBy.filter((i) => i.queue === id);
-    const longHold = holds.length ? (now - Date.parse(holds[0].stateSince)) / 1000 : 0;
-    const holdBad = holds.length && longHold >= s.queue.thresholds.holdAlarmSeconds;
-    const name = s.queue.name.replace(/[&<>"']/g, "");
-    return `<section class="wall-tile level-${s.level}" data-testid="wallboard-tile" data-queue="${id.replace(/"/g, "")}">
-      <h2>${name}</h2>
-      <div class="wall-big">${s.waiting}<small> waiting</small></div>
-      <div class="wall-row"><span>longest <b class="${s.level === "ok" ? "" : s.level === "warn" ? "warn" : "bad"}">${duration(s.longest)}</b></span><span>SL <b class="${s.serviceLevelOk ? "" : "bad"}">${percent(s.serviceLevel)}</b></span></div>
-      <div class="wall-row"><span>available <b>${s.available}</b></span><span>on call <b>${s.onCall}</b></span><span>on hold <b class="${holdBad ? "bad" : ""}">${holds.length}</b></span></div>
-    </section>`;
-  }).join("");
-  document.getElementById("wall-title").textContent = groups && groups.length > 1 ? `Sightline · ${group + 1}/${groups.length}` : "Sightline";
-  document.getElementById("wall-clock").textContent = new Date(now).toLocaleTimeString();
-  const status = document.getElementById("status");
-  status.textContent = live.describe();
-  status.className = `status st-${live.state}`;
+let state = initialState();
+const schedule = frameScheduler(render);
+const live = new Live({
+  queues: only,
+  position: () => state.position,
+  onMessage: (msg) => { state = reduce(state, { ...msg, at: Date.now() }); schedule(); },
+  onConnection: (c) => { state = reduce(state, { type: "connection", ...c, at: Date.now() }); schedule(); },
+});
+setInterval(schedule, 1000);
+let page = 0;
+setInterval(() => { page += 1; schedule(); }, rotate * 1000);
+addEventListener("resize", schedule);
+
+/// Columns and rows that fit n tiles in w x h with the largest tiles; perPage < n when even the
+/// best layout would make tiles smaller than MIN_W x MIN_H.
+export function layout(n, w, h, gap) {
+  let best = null;
+  for (let cols = 1; cols <= Math.max(1, n); cols++) {
+    const rows = Math.ceil(n / cols);
+    const tw = (w - gap * (cols - 1)) / cols, th = (h - gap * (rows - 1)) / rows;
+    const score = Math.min(tw / MIN_W, th / MIN_H);
+    if (!best || score > best.score) best = { cols, rows, score, perPage: n };
+  }
+  if (best.score >= 1 || n <= 1) return best;
+  const cols = Math.max(1, Math.floor((w + gap) / (MIN_W + gap)));
+  const rows = Math.max(1, Math.floor((h + gap) / (MIN_H + gap)));
+  return { cols, rows, score: 1, perPage: cols * rows };
 }
 
-live.on(() => render());
+function cell(label, testid) {
+  const b = el("b", { "data-testid": testid });
+  return { node: el("div", { class: "wall-fig" }, [el("span", { class: "wall-label", text: label }), b]), b };
+}
+
+function build() {
+  const t = {};
+  t.name = el("h2", { "data-testid": "wall-name" });
+  t.badge = el("span", { class: "badge", "data-testid": "wall-level" });
+  t.waiting = el("b", { "data-testid": "wall-waiting" });
+  t.longest = cell("longest", "wall-longest");
+  t.sl = cell("SL", "wall-sl");
+  t.abandon = cell("abandoned", "wall-abandoned");
+  t.asa = cell("ASA", "wall-asa");
+  t.ready = cell("ready", "wall-ready");
+  t.onCall = cell("on call", "wall-oncall");
+  t.node = el("section", { class: "wall-tile", "data-testid": "wallboard-tile" }, [
+    el("div", { class: "wall-head" }, [t.name, t.badge]),
+    el("div", { class: "wall-big" }, [t.waiting, el("span", { class: "wall-label", text: " waiting" })]),
+    el("div", { class: "wall-row" }, [t.longest.node, t.sl.node, t.abandon.node]),
+    el("div", { class: "wall-row" }, [t.asa.node, t.ready.node, t.onCall.node]),
+  ]);
+  t.node._t = t;
+  return t.node;
+}
+
+function update(node, s) {
+  const t = node._t;
+  node.dataset.queue = s.id;
+  setClass(node, `wall-tile level-${s.level}`);
+  setAttr(node, "data-level", s.level);
+  setText(t.name, s.name);
+  setAttr(t.name, "title", s.name);
+  setText(t.badge, `${LEVEL_ICON.get(s.level)} ${LEVEL_TEXT.get(s.level)}`);
+  setClass(t.badge, `badge level-${s.level}`);
+  setText(t.waiting, s.waiting.length);
+  setText(t.longest.b, duration(s.longest));
+  setText(t.sl.b, `${percent(s.serviceLevel)}${s.serviceLevel != null && s.serviceLevelTarget != null && s.serviceLevel < s.serviceLevelTarget ? " ▼" : ""}`);
+  setText(t.abandon.b, percent(s.abandon));
+  setText(t.asa.b, s.asa == null ? "—" : duration(s.asa));
+  setText(t.ready.b, s.presenceKnown ? s.ready : "—");
+  setText(t.onCall.b, s.here);
+}
+
+const tiles = new Map();
+function render() {
+  const now = serverNow(state, Date.now());
+  const view = derive(state, now);
+  let list = sortQueues(view.queues.values(), sortBy);
+  if (only) list = list.filter((s) => only.includes(s.id));
+  const wall = document.getElementById("wall");
+  const style = getComputedStyle(wall);
+  const gap = parseFloat(style.columnGap) || 16;
+  const w = wall.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  const h = wall.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
+  const fit = layout(list.length, w, h, gap);
+  const pages = Math.max(1, Math.ceil(list.length / fit.perPage));
+  const p = page % pages;
+  const shown = list.slice(p * fit.perPage, (p + 1) * fit.perPage);
+  const rows = Math.max(1, Math.ceil(shown.length / fit.cols));
+  wall.style.gridTemplateColumns = `repeat(${fit.cols}, minmax(0, 1fr))`;
+  wall.style.gridTemplateRows = `repeat(${rows}, minmax(0, 1fr))`;
+  const tileH = (h - gap * (rows - 1)) / rows, tileW = (w - gap * (fit.cols - 1)) / fit.cols;
+  wall.style.setProperty("--u", `${Math.max(6, Math.min(tileH / 11, tileW / 17)).toFixed(1)}px`);
+  syncKeyed(wall, tiles, shown, (s) => s.id, build, update);
+  setText(document.getElementById("wall-page"), pages > 1 ? `page ${p + 1} of ${pages} · ${list.length} queues` : `${list.length} queue${list.length === 1 ? "" : "s"}`);
+  setText(document.getElementById("wall-clock"), new Date(now).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false }));
+  const status = document.getElementById("status");
+  setText(status, describeConnection(state, Date.now()));
+  setClass(status, `status st-${connectionLevel(state)}`);
+  document.body.classList.toggle("stale", connectionLevel(state) !== "live");
+}
+
+window.sightline = { get state() { return state; }, live };
 render();
