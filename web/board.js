@@ -52,8 +52,8 @@ setInterval(() => {
 }, 30000);
 
 function figure(label, testid) {
-  const dd = el("dd", { "data-testid": testid });
-  const dt = el("dt", { text: label });
+  const dd = el("b", { class: "v", "data-testid": testid });
+  const dt = el("span", { class: "k", text: label });
   return { node: el("div", {}, [dt, dd]), dd, dt };
 }
 
@@ -78,8 +78,8 @@ function buildTile(s) {
     t.why,
     el("div", { class: "big" }, [t.waiting, el("small", { text: "waiting" })]),
     el("div", { class: "longest" }, ["longest ", t.longest]),
-    el("dl", { class: "figs" }, [t.sl.node, t.ab.node, t.asa.node, t.aht.node]),
-    el("dl", { class: "agents" }, [t.ready.node, t.here.node, t.elsewhere.node, t.notReady.node]),
+    el("div", { class: "figs" }, [t.sl.node, t.ab.node, t.asa.node, t.aht.node]),
+    el("div", { class: "agents" }, [t.ready.node, t.here.node, t.elsewhere.node, t.notReady.node]),
     t.spark,
   ]);
   t.node.dataset.queue = s.id;
@@ -99,7 +99,7 @@ function updateTile(t, s) {
   setText(t.longest, duration(s.longest));
   const slBad = s.serviceLevel != null && s.serviceLevelTarget != null && s.serviceLevel < s.serviceLevelTarget;
   setText(t.sl.dd, s.serviceLevel == null ? "—" : `${percent(s.serviceLevel)}${slBad ? " ▼" : ""} of ${percent(s.serviceLevelTarget)}`);
-  setClass(t.sl.dd, slBad ? "bad" : "");
+  setClass(t.sl.dd, slBad ? "v bad" : "v");
   setText(t.ab.dd, percent(s.abandon));
   setText(t.asa.dd, s.asa == null ? "—" : duration(s.asa));
   setText(t.aht.dd, s.aht == null ? "—" : duration(s.aht));
@@ -155,7 +155,7 @@ $("detail-close").addEventListener("click", closeDetail);
 
 function buildDetail() {
   const d = detailParts;
-  d.figs = el("dl", { class: "figs wide", "data-testid": "detail-figures" });
+  d.figs = el("div", { class: "figs wide", "data-testid": "detail-figures" });
   d.waitingTitle = el("h3", {});
   d.waiting = el("ol", { class: "waiting", "data-testid": "detail-waiting" });
   d.waitingCache = new Map();
@@ -168,7 +168,7 @@ function buildDetail() {
     el("div", { class: "detail-col" }, [el("h3", { text: "Today" }), d.figs, el("h3", { text: "15-minute intervals" }), d.intervals]),
     el("div", { class: "detail-col" }, [d.waitingTitle, d.waiting, d.waitingMore]),
     el("div", { class: "detail-col" }, [d.agentsTitle, el("div", { class: "scroll" }, el("table", { class: "table" }, [
-      el("thead", {}, el("tr", {}, ["Agent", "State", "For", "Interaction"].map((h) => el("th", { scope: "col", text: h })))), d.agents]))]),
+      el("thead", {}, el("tr", {}, ["Agent", "State", "For", "Queues", "Interaction", "Handled", "AHT"].map((h) => el("th", { scope: "col", text: h })))), d.agents]))]),
   );
 }
 
@@ -187,7 +187,7 @@ function renderDetail() {
   ];
   if (d.figs._sig !== JSON.stringify(figs)) {
     d.figs._sig = JSON.stringify(figs);
-    d.figs.replaceChildren(...figs.map(([k, v]) => el("div", {}, [el("dt", { text: k }), el("dd", { text: v })])));
+    d.figs.replaceChildren(...figs.map(([k, v]) => el("div", {}, [el("span", { class: "k", text: k }), el("b", { class: "v", text: v })])));
   }
   renderIntervals(d.intervals, s);
   const shown = s.waiting.slice(0, DETAIL_LIMIT);

@@ -60,7 +60,7 @@ function build() {
   t.abandon = cell("abandoned", "wall-abandoned");
   t.asa = cell("ASA", "wall-asa");
   t.ready = cell("ready", "wall-ready");
-  t.onCall = cell("on call", "wall-oncall");
+  t.onCall = cell("on this queue", "wall-oncall");
   t.node = el("section", { class: "wall-tile", "data-testid": "wallboard-tile" }, [
     el("div", { class: "wall-head" }, [t.name, t.badge]),
     el("div", { class: "wall-big" }, [t.waiting, el("span", { class: "wall-label", text: " waiting" })]),
@@ -85,7 +85,9 @@ function update(node, s) {
   setText(t.sl.b, `${percent(s.serviceLevel)}${s.serviceLevel != null && s.serviceLevelTarget != null && s.serviceLevel < s.serviceLevelTarget ? " ▼" : ""}`);
   setText(t.abandon.b, percent(s.abandon));
   setText(t.asa.b, s.asa == null ? "—" : duration(s.asa));
-  setText(t.ready.b, s.presenceKnown ? s.ready : "—");
+  // Without presence from the server an agent with no interaction is "no call", never "ready".
+  setText(t.ready.node.firstChild, s.presenceKnown ? "ready" : "no call");
+  setText(t.ready.b, s.presenceKnown ? s.ready : s.free);
   setText(t.onCall.b, s.here);
 }
 
@@ -108,7 +110,7 @@ function render() {
   wall.style.gridTemplateColumns = `repeat(${fit.cols}, minmax(0, 1fr))`;
   wall.style.gridTemplateRows = `repeat(${rows}, minmax(0, 1fr))`;
   const tileH = (h - gap * (rows - 1)) / rows, tileW = (w - gap * (fit.cols - 1)) / fit.cols;
-  wall.style.setProperty("--u", `${Math.max(6, Math.min(tileH / 11, tileW / 17)).toFixed(1)}px`);
+  wall.style.setProperty("--u", `${Math.max(6, Math.min(tileH / 17.5, tileW / 24)).toFixed(1)}px`);
   syncKeyed(wall, tiles, shown, (s) => s.id, build, update);
   setText(document.getElementById("wall-page"), pages > 1 ? `page ${p + 1} of ${pages} · ${list.length} queues` : `${list.length} queue${list.length === 1 ? "" : "s"}`);
   setText(document.getElementById("wall-clock"), new Date(now).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false }));
