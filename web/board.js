@@ -98,7 +98,8 @@ function updateTile(t, s) {
   setText(t.waiting, s.waiting.length);
   setText(t.longest, duration(s.longest));
   const slBad = s.serviceLevel != null && s.serviceLevelTarget != null && s.serviceLevel < s.serviceLevelTarget;
-  setText(t.sl.dd, s.serviceLevel == null ? "—" : `${percent(s.serviceLevel)}${slBad ? " ▼" : ""} of ${percent(s.serviceLevelTarget)}`);
+  setText(t.sl.dt, s.serviceLevelTarget == null ? "service level" : `SL · target ${percent(s.serviceLevelTarget)}`);
+  setText(t.sl.dd, s.serviceLevel == null ? "—" : `${percent(s.serviceLevel)}${slBad ? " ▼ under" : ""}`);
   setClass(t.sl.dd, slBad ? "v bad" : "v");
   setText(t.ab.dd, percent(s.abandon));
   setText(t.asa.dd, s.asa == null ? "—" : duration(s.asa));
@@ -324,7 +325,7 @@ function renderHeld() {
     const alarm = q && secs >= q.thresholds?.holdAlarmSeconds;
     setAttr(tr, "data-agent", i.heldBy ?? "");
     setClass(tr, alarm ? "alarm" : "");
-    setText(tr._for, `${duration(secs)}${alarm ? " ⛔ over limit" : ""}`);
+    setText(tr._for, `${duration(secs)}${alarm ? " ✖ over limit" : ""}`);
     setText(tr._by, `${agentName(i.heldBy)} (${i.heldBy ?? "—"})`);
     setText(tr._queue, queueName(i.queue));
   });
@@ -340,7 +341,7 @@ function renderAlerts() {
     const resolved = a.state === "resolved";
     setClass(li, `alert ${resolved ? "resolved" : a.severity === "critical" ? "critical" : "warning"}`);
     const when = a.since ? new Date(a.since).toLocaleTimeString() : "";
-    setText(li, `${resolved ? "✓ resolved" : a.severity === "critical" ? "⛔ critical" : "▲ warning"} ${when} ${a.message ?? a.rule ?? ""}`);
+    setText(li, `${resolved ? "✓ resolved" : a.severity === "critical" ? "✖ critical" : "▲ warning"} ${when} ${a.message ?? a.rule ?? ""}`);
   });
   const empty = $("alerts-empty");
   show(empty, list.length === 0);

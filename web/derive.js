@@ -18,7 +18,7 @@ export const activityLabel = (a) => ACTIVITY_LABEL.get(a) || String(a ?? "");
 
 const LEVEL_RANK = new Map([["ok", 0], ["warn", 1], ["alarm", 2]]);
 export const LEVEL_TEXT = new Map([["ok", "OK"], ["warn", "Warning"], ["alarm", "Alarm"]]);
-export const LEVEL_ICON = new Map([["ok", "✓"], ["warn", "▲"], ["alarm", "⛔"]]);
+export const LEVEL_ICON = new Map([["ok", "✓"], ["warn", "▲"], ["alarm", "✖"]]);
 export const worse = (a, b) => (LEVEL_RANK.get(b) > LEVEL_RANK.get(a) ? b : a);
 
 const WORKING = new Set(["delivery_pending", "delivered", "held", "after_call_work"]);
@@ -63,7 +63,8 @@ export function queueLevel(queue, longest, waiting) {
     else if (num(t.abandonWarningPercent) != null && ab >= t.abandonWarningPercent) reasons.push(["warn", `abandoned ${t.abandonWarningPercent}% or more`]);
   }
   const level = reasons.reduce((l, [r]) => worse(l, r), "ok");
-  return { level, reasons: reasons.filter(([r]) => r === level).map(([, why]) => why) };
+  reasons.sort((a, b) => LEVEL_RANK.get(b[0]) - LEVEL_RANK.get(a[0]));
+  return { level, reasons: reasons.map(([, why]) => why) };
 }
 
 /// Everything the panels show, computed once. `now`: server time, ms.

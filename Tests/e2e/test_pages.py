@@ -1,0 +1,218 @@
+"""The pages on a database of their own: the wallboard with 16 queues at 1920x1080 (checked from
+element geometry), ids that are special words in JavaScript, and the page's pure modules (reducer
+and derived figures) run in the same headless Chromium."""
+import time
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from browser_support import (chromium, inside, overlap, rects, run_module, screenshot, severe_logs, status_text,
+                             viewport, wait_until)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = chromium()
+    yield driver
+    driver.quit()
+
+
+def wall_tiles(driver):
+    return driver.find_elements(By.CSS_SELECTOR, "[data-testid=wallboard-tile]")
+
+
+def wall_ids(driver):
+    """The queue ids of the tiles on the wallboard now, in order (read at once: pages rotate)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('[data-testid=wallboard-tile]')].map(t => t.dataset.queue)")
+
+
+def test_wallboard_shows_16_queues_at_1920x1080_with_every_name_and_figure_visible(browser, isolated_server):
+    server = isolated_server()
+    names = ["Sales", "Support", "Billing", "VIP", "Claims", "Renewals", "Retention", "Technical support tier 2",
+             "Returns", "Orders", "Accounts", "Fraud", "Roaming", "Business", "Outbound callbacks", "Spanish"]
+    for n, name in enumerate(names, 1):
+        server.add_queue(f"q{n}", name, waitWarningSeconds=2, waitAlarmSeconds=4)
+    server.add_agent("ag1", "Ann", ["q1", "q2"])
+    for q in ("q3", "q10", "q10"):
+        iid = server.create()
+        server.transition(iid, "queued", queue=q)
+    try:
+        assert viewport(browser, 1920, 1080) == [1920, 1080]
+        browser.get(f"{server.base_url}/wallboard")
+        wait_until(lambda: status_text(browser) == "live", 10)
+        browser.get_log("browser")          # what the previous page logged
+        wait_until(lambda: len(wall_tiles(browser)) == 16, 5)
+        # The waiting queues pass their alarm threshold and sort first (severity order).
+        wait_until(lambda: set(wall_ids(browser)[:2]) == {"q10", "q3"}, 10)
+        wait_until(lambda: [t.get_attribute("data-level") for t in wall_tiles(browser)[:3]] == ["alarm", "alarm", "ok"], 10)
+        assert "Alarm" in wall_tiles(browser)[0].find_element(By.CSS_SELECTOR, "[data-testid=wall-level]").text
+        screen = {"left": 0, "top": 0, "right": 1920, "bottom": 1080}
+        tiles = rects(browser, "[data-testid=wallboard-tile]")
+        assert len(tiles) == 16
+        for n, a in enumerate(tiles):
+            assert inside(a, screen), f"tile {n} off screen: {a}"
+            for b in tiles[n + 1:]:
+                assert not overlap(a, b), f"tiles overlap: {a} {b}"
+        parts = ("wall-name", "wall-level", "wall-waiting", "wall-longest", "wall-sl", "wall-abandoned", "wall-asa",
+                 "wall-ready", "wall-oncall")
+        for n in range(16):
+            tile_css = f"[data-testid=wallboard-tile]:nth-child({n + 1})"
+            box = rects(browser, tile_css)[0]
+            shown = [rects(browser, f"{tile_css} [data-testid={p}]")[0] for p in parts]
+            labels = rects(browser, f"{tile_css} .wall-label")
+            for p, r in zip(parts, shown):
+                assert r["width"] > 0 and r["height"] > 0, f"tile {n} {p} not shown: {r}"
+                assert inside(r, box), f"tile {n} {p} outside its tile: {r} {box}"
+                assert not r["clipped"], f"tile {n} {p} cut: {r}"
+                assert r["height"] >= 14, f"tile {n} {p} too small to read: {r}"
+            for r in labels:
+                assert inside(r, box) and not r["clipped"], f"tile {n} label {r['text']!r} cut or outside: {r}"
+            everything = shown + labels
+            for i, a in enumerate(everything):
+                for b in everything[i + 1:]:
+                    if inside(a, b) or inside(b, a):
+                        continue        # a label inside its own line
+                    assert not overlap(a, b), f"tile {n}: {a['text']!r} overlaps {b['text']!r}"
+        names_shown = sorted(r["text"] for r in rects(browser, "[data-testid=wall-name]"))
+        assert names_shown == sorted(names)
+        screenshot(browser, server, "wallboard-16-queues.png")
+        # Sorted by name on request (numeric-aware: q2 before q10 by name order of the names).
+        browser.get(f"{server.base_url}/wallboard?sort=name")
+        wait_until(lambda: len(wall_tiles(browser)) == 16, 10)
+        shown = [t.find_element(By.CSS_SELECTOR, "[data-testid=wall-name]").text for t in wall_tiles(browser)]
+        assert shown == sorted(names, key=str.lower)
+        # Stale data is dimmed and said to be stale.
+        browser.execute_script("window.sightline.live.onMessage({type: 'status', database: 'down', since: new Date().toISOString()})")
+        wait_until(lambda: "stale" in status_text(browser), 3)
+        assert browser.execute_script("return document.body.classList.contains('stale')")
+        assert float(browser.execute_script("return getComputedStyle(document.getElementById('wall')).opacity")) < 0.6
+        screenshot(browser, server, "wallboard-stale.png")
+        assert severe_logs(browser) == []
+    finally:
+        browser.set_window_size(1920, 1200)
+
+
+def test_more_queues_than_fit_are_paginated(browser, isolated_server):
+    server = isolated_server()
+    for n in range(40):
+        server.add_queue(f"p{n:02}", f"Queue {n:02}")
+    try:
+        viewport(browser, 1920, 1080)
+        browser.get(f"{server.base_url}/wallboard?rotate=3")
+        wait_until(lambda: status_text(browser) == "live", 10)
+        page = lambda: browser.find_element(By.CSS_SELECTOR, "[data-testid=wallboard-page]").text
+        wait_until(lambda: page().startswith("page 1 of "), 5)
+        first = set(wall_ids(browser))
+        pages = int(page().split(" of ")[1].split()[0])
+        assert pages >= 2 and 0 < len(first) < 40
+        seen = set(first)
+        deadline = time.time() + 3 * pages + 8
+        while len(seen) < 40 and time.time() < deadline:
+            seen |= set(wall_ids(browser))
+            time.sleep(0.5)
+        assert len(seen) == 40, f"{40 - len(seen)} queues never shown"
+        screen = {"left": 0, "top": 0, "right": 1920, "bottom": 1080}
+        assert all(inside(r, screen) for r in rects(browser, "[data-testid=wallboard-tile]"))
+    finally:
+        browser.set_window_size(1920, 1200)
+
+
+def test_queue_ids_that_are_javascript_words_and_ids_that_differ_by_case(browser, isolated_server):
+    server = isolated_server()
+    ids = ["constructor", "__proto__", "toString", "hasOwnProperty", "Sales", "sales"]
+    for qid in ids:
+        server.add_queue(qid, f"Queue {qid}")
+    server.add_agent("__proto__", "Proto Agent", ["__proto__", "constructor"])
+    waiting = {}
+    for qid in ids:
+        iid = server.create(call_id=f"Call-{qid}")
+        server.transition(iid, "queued", queue=qid)
+        waiting[qid] = iid
+    server.transition(waiting["sales"], "completed")
+    browser.get(server.base_url + "/")
+    wait_until(lambda: status_text(browser) == "live", 10)
+    browser.get_log("browser")              # what the previous page logged
+    tiles = wait_until(lambda: (lambda t: t if len(t) == len(ids) else None)(
+        browser.find_elements(By.CSS_SELECTOR, "[data-testid=queue-tile]")), 5)
+    by_id = {t.get_attribute("data-queue"): t for t in tiles}
+    assert set(by_id) == set(ids)
+    for qid in ids:
+        count = by_id[qid].find_element(By.CSS_SELECTOR, "[data-testid=waiting-count]").text
+        assert count == ("0" if qid == "sales" else "1"), (qid, count)
+    assert by_id["__proto__"].find_element(By.CSS_SELECTOR, "[data-testid=queue-open]").text == "Queue __proto__"
+    row = browser.find_element(By.CSS_SELECTOR, "[data-testid=agent-row]")
+    assert row.get_attribute("data-agent") == "__proto__" and "Proto Agent" in row.text
+    # The wallboard too, with the ids kept exactly as written.
+    browser.get(f"{server.base_url}/wallboard?queues=__proto__,Sales,constructor")
+    wait_until(lambda: sorted(wall_ids(browser)) == ["Sales", "__proto__", "constructor"], 10)
+    assert severe_logs(browser) == []
+
+
+def test_reducer_and_derived_figures(browser, sightline):
+    browser.get(sightline.base_url + "/")
+    wait_until(lambda: status_text(browser) == "live", 10)
+    result = run_module(browser, """
+      const { initialState, reduce, describeConnection } = await import("/state.js");
+      const { derive, queueLevel, sortQueues, interactionRows } = await import("/derive.js");
+      const out = {};
+      const q = (id, extra = {}) => ({ id, name: "Q " + id, serviceLevelSeconds: 20,
+        thresholds: { waitWarningSeconds: 30, waitAlarmSeconds: 60, holdAlarmSeconds: 120, serviceLevelTargetPercent: 80, ...extra.thresholds },
+        today: { offered: 3, answered: 1, serviceLevelPercent: 100, abandonPercent: 0, ...extra.today } });
+      // Messages come from JSON.parse, where "__proto__" is an own key (in a literal it is not).
+      const at = Date.parse("2026-11-24T10:15:00Z");
+      let s = reduce(initialState(), { type: "snapshot", position: "1.1", serverTime: "2026-11-24T10:15:00Z", database: "up", at,
+        board: { queues: [q("__proto__"), q("constructor"), q("ok")], agents: [{ id: "a1", name: "Ann", queues: ["__proto__"], today: {} }],
+                 interactions: [{ id: 7, callId: "c", state: "queued", queue: "__proto__", queuedAt: "2026-11-24T10:14:00Z", stateSince: "2026-11-24T10:14:00Z", version: 2 }],
+                 depth: JSON.parse('{"__proto__": [["2026-11-24T10:14:30Z", 1]]}') } });
+      out.queues = [...s.queues.keys()];
+      out.depthKeys = [...s.depth.keys()];
+      out.objectPrototypeUntouched = Object.getPrototypeOf({}) === Object.prototype && ({}).polluted === undefined;
+      let v = derive(s, at);
+      out.protoWaiting = v.queues.get("__proto__").waiting.length;
+      out.protoLevel = v.queues.get("__proto__").level;           // 60 s waiting: alarm
+      // A delta: 7 is answered by a1 on __proto__, and __proto__'s figures change.
+      const before = s;
+      s = reduce(s, { type: "deltas", position: "1.2", at: at + 1000, deltas: [{ position: "1.2",
+        transition: { interaction: 7, from: "queued", to: "delivery_pending" },
+        interaction: { id: 7, callId: "c", state: "delivery_pending", queue: "__proto__", agent: "a1", stateSince: "2026-11-24T10:15:01Z", version: 3 },
+        queueToday: JSON.parse('{"__proto__": {"serviceLevelPercent": 40, "abandonPercent": 10}, "unknown": {"serviceLevelPercent": 1}}') }] });
+      out.pure = before.interactions.get(7).state === "queued" && before.queues.get("__proto__").today.serviceLevelPercent === 100;
+      v = derive(s, at + 1000);
+      out.after = { state: s.interactions.get(7).state, position: s.position, sl: s.queues.get("__proto__").today.serviceLevelPercent,
+                    activity: v.agents[0].activity, here: v.queues.get("__proto__").here, level: v.queues.get("__proto__").level,
+                    reasons: v.queues.get("__proto__").reasons, unknownQueue: s.queues.has("unknown") };
+      // Completion removes it.
+      s = reduce(s, { type: "deltas", position: "1.3", at: at + 2000, deltas: [{ position: "1.3", transition: { interaction: 7, to: "completed" }, interaction: null }] });
+      out.completed = s.interactions.has(7);
+      // Levels: each threshold from the queue's configuration; the worst wins.
+      const lvl = (extra, longest = 0, waiting = 0) => queueLevel(q("x", extra), longest, waiting);
+      out.levels = [
+        lvl({}).level,
+        lvl({}, 31, 1).level, lvl({}, 61, 1).level, lvl({}, 61, 0).level,
+        lvl({ today: { serviceLevelPercent: 79 } }).level,
+        lvl({ today: { serviceLevelPercent: 33, abandonPercent: 67 } }).level,
+        lvl({ today: { serviceLevelPercent: 33, abandonPercent: 67 }, thresholds: { abandonWarningPercent: 5, abandonAlarmPercent: 10 } }).level,
+        lvl({ today: { abandonPercent: 6 }, thresholds: { abandonWarningPercent: 5, abandonAlarmPercent: 10 } }).level,
+        lvl({ today: { serviceLevelPercent: 50 }, thresholds: { serviceLevelAlarmPercent: 60 } }).level,
+        lvl({ today: { serviceLevelPercent: null, abandonPercent: null } }).level,
+      ];
+      // Severity order: alarm first, then longest wait; by name numeric-aware.
+      const sum = (id, name, level, longest) => ({ id, name, level, longest });
+      out.severity = sortQueues([sum("a", "A", "ok", 0), sum("b", "B", "alarm", 5), sum("c", "C", "warn", 9), sum("d", "D", "alarm", 50)]).map((x) => x.id);
+      out.byName = sortQueues([sum("q10", "Q10", "ok", 0), sum("q2", "Q2", "alarm", 0), sum("q1", "Q1", "ok", 0)], "name").map((x) => x.id);
+      out.stale = describeConnection(reduce(s, { type: "status", database: "down", since: "2026-11-24T10:14:00Z", at: at + 3000 }), at + 63000);
+      return out;
+    """)
+    assert result["queues"] == ["__proto__", "constructor", "ok"]
+    assert result["depthKeys"] == ["__proto__"]
+    assert result["objectPrototypeUntouched"]
+    assert result["protoWaiting"] == 1 and result["protoLevel"] == "alarm"
+    assert result["pure"], "reduce changed the state it was given"
+    assert result["after"] == {"state": "delivery_pending", "position": "1.2", "sl": 40, "activity": "ringing", "here": 1,
+                               "level": "warn", "reasons": ["service level under target 80%"], "unknownQueue": False}
+    assert result["completed"] is False
+    assert result["levels"] == ["ok", "warn", "alarm", "ok", "warn", "warn", "alarm", "warn", "alarm", "ok"]
+    assert result["severity"] == ["d", "b", "c", "a"]
+    assert result["byName"] == ["q1", "q2", "q10"]
+    assert result["stale"].startswith("stale: database unreachable, data ")
