@@ -2,7 +2,7 @@
 // (live.js); this file only draws it. At most one render per animation frame; every panel is
 // built once and updated in place by key, long tables are windowed, and the 1-second tick
 // re-derives the figures but writes only what changed (timer text, a level crossing a threshold).
-import { Live } from "./live.js";
+import { Live, tokenFromPage } from "./live.js";
 import { connectionLevel, describeConnection, initialState, reduce, serverNow } from "./state.js";
 import {
   LEVEL_ICON, LEVEL_TEXT, STATE_LABEL, activityLabel, agentRows, count, derive, duration, interactionRows,
@@ -106,10 +106,10 @@ function updateTile(t, s) {
   setText(t.aht.dd, s.aht == null ? "—" : duration(s.aht));
   // Without presence from the server an agent with no interaction is "no call", never "ready".
   setText(t.ready.dt, s.presenceKnown ? "ready" : "no call");
-  setText(t.ready.dd, s.presenceKnown ? s.ready : s.free);
-  setText(t.here.dd, s.here);
-  setText(t.elsewhere.dd, s.elsewhere);
-  setText(t.notReady.dd, s.presenceKnown ? s.notReady : "—");
+  setText(t.ready.dd, count(s.presenceKnown ? s.ready : s.free));
+  setText(t.here.dd, count(s.here));
+  setText(t.elsewhere.dd, count(s.elsewhere));
+  setText(t.notReady.dd, count(s.notReady));
   const samples = [...(state.depth.get(s.id) || []).map(([at, n]) => [Date.parse(at), n]), ...(localDepth.get(s.id) || [])];
   const sig = samples.length ? `${samples.length}:${samples[samples.length - 1]}` : "";
   if (t.sparkSig !== sig) { t.sparkSig = sig; t.spark.innerHTML = sparkline(samples); }
@@ -185,6 +185,7 @@ function renderDetail() {
     ["service level", `${percent(s.serviceLevel)} (target ${percent(s.serviceLevelTarget)})`], ["abandon rate", percent(s.abandon)],
     ["ASA", s.asa == null ? "—" : duration(s.asa)], ["AHT", s.aht == null ? "—" : duration(s.aht)],
     ["waiting", String(s.waiting.length)], ["longest wait", duration(s.longest)],
+    ["ready", count(s.ready)], ["not ready", count(s.notReady)], ["logged out", count(s.loggedOut)],
   ];
   if (d.figs._sig !== JSON.stringify(figs)) {
     d.figs._sig = JSON.stringify(figs);
@@ -204,29 +205,68 @@ function renderDetail() {
   syncKeyed(d.agents, d.agentsCache, s.members, (r) => r.agent.id, buildAgentRow, updateAgentRow);
 }
 
+// Today's 15-minute rows of the queue in the detail panel, from GET /api/figures (the same SQL
+// as the live figures), fetched when the panel opens and again every minute or new interval; the
+// current interval's row is the live one.
+const intervals = { queue: null, rows: null, error: null, loadedAt: 0, interval: null, loading: false };
+function loadIntervals(id) {
+  const current = state.figures?.interval?.start ?? null;
+  const fresh = intervals.queue === id && Date.now() - intervals.loadedAt < 60000 && intervals.interval === current;
+  if (intervals.loading || fresh) return;
+  intervals.loading = true;
+  fetch(`/api/figures?granularity=interval&queues=${encodeURIComponent(id)}`, { headers: { Authorization: `Bearer ${tokenFromPage()}` } })
+    .then(async (res) => {
+      const body = await res.json().catch(() => ({}));
+      if (!res.ok) throw new Error(res.status === 404 || res.status === 405 ? "This server does not send interval figures yet." : `Interval figures: ${body.error?.message || res.statusText}`);
+      intervals.rows = new Map(Object.entries(body.queues || {})).get(id) || [];
+      intervals.error = null;
+    })
+    .catch((e) => { intervals.rows = null; intervals.error = e.message; })
+    .finally(() => {
+      Object.assign(intervals, { loading: false, queue: id, loadedAt: Date.now(), interval: current });
+      schedule();
+    });
+}
+
 function renderIntervals(box, s) {
-  const rows = s.intervals;
-  const sig = rows ? JSON.stringify(rows) : "none";
-  if (box._sig === sig) return;
-  box._sig = sig;
-  if (!rows || rows.length === 0) {
-    box.replaceChildren(el("p", { class: "empty", text: rows ? "No interval has figures yet today." : "This server does not send interval figures yet." }));
+  if (!state.figures) {     // a server without figures has no figure history either
+    if (box._sig !== "absent") { box._sig = "absent"; box.replaceChildren(el("p", { class: "empty", text: "This server does not send interval figures yet." })); }
     return;
   }
+  loadIntervals(s.id);
+  let rows = intervals.queue === s.id ? intervals.rows : null;
+  if (rows && s.interval && state.figures?.interval) {
+    const start = state.figures.interval.start;
+    rows = rows.map((r) => (r.start === start ? { ...r, figures: s.interval } : r));
+  }
+  const sig = rows ? JSON.stringify(rows) : `none:${intervals.error}`;
+  if (box._sig === sig) return;
+  box._sig = sig;
+  if (!rows) {
+    box.replaceChildren(el("p", { class: "empty", text: intervals.error || "Loading interval figures…" }));
+    return;
+  }
+  const shown = rows.filter((r) => (r.figures?.offered ?? 0) > 0 || r.start === state.figures?.interval?.start);
+  if (shown.length === 0) {
+    box.replaceChildren(el("p", { class: "empty", text: "No caller was offered to this queue yet today." }));
+    return;
+  }
+  const hhmm = (t) => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
   const table = el("table", { class: "table" }, [
     el("thead", {}, el("tr", {}, ["Interval", "Offered", "Answered", "Abandoned", "Service level", "ASA", "AHT"].map((h) => el("th", { scope: "col", text: h })))),
-    el("tbody", {}, rows.map((r) => el("tr", {}, [
-      new Date(r.start).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }), count(r.offered), count(r.answered), count(r.abandoned),
-      percent(r.serviceLevelPercent), r.asaSeconds == null ? "—" : duration(r.asaSeconds), r.ahtSeconds == null ? "—" : duration(r.ahtSeconds),
+    el("tbody", {}, shown.map(({ start, figures: f = {} }) => el("tr", { "data-testid": "interval-row" }, [
+      hhmm(start), count(f.offered), count(f.answered), count(f.abandoned),
+      percent(f.serviceLevelPercent), f.asaSeconds == null ? "—" : duration(f.asaSeconds), f.ahtSeconds == null ? "—" : duration(f.ahtSeconds),
     ].map((v) => el("td", { text: v }))))),
   ]);
-  box.replaceChildren(trendChart(rows), el("div", { class: "scroll" }, table));
+  box.replaceChildren(trendChart(shown, s.serviceLevelTarget), el("div", { class: "scroll" }, table));
 }
 
 /// Service level per interval, with axes (time below, 0-100% left) and the target as a line.
-function trendChart(rows) {
+function trendChart(rows, target) {
   const W = 320, H = 120, L = 34, B = 20, T = 8, R = 8;
-  const pts = rows.filter((r) => typeof r.serviceLevelPercent === "number");
+  const sl = (r) => r.figures?.serviceLevelPercent;
+  const pts = rows.filter((r) => typeof sl(r) === "number");
   const x = (n) => L + (W - L - R) * (rows.length <= 1 ? 0.5 : n / (rows.length - 1));
   const y = (v) => T + (H - T - B) * (1 - v / 100);
   let svg = `<svg class="trend" viewBox="0 0 ${W} ${H}" role="img" aria-label="service level per 15-minute interval today">`;
@@ -235,8 +275,10 @@ function trendChart(rows) {
   const label = (n) => new Date(rows[n].start).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   svg += `<text class="tick" x="${x(0)}" y="${H - 4}" text-anchor="start">${label(0)}</text>`;
   if (rows.length > 1) svg += `<text class="tick" x="${x(rows.length - 1)}" y="${H - 4}" text-anchor="end">${label(rows.length - 1)}</text>`;
-  const line = rows.map((r, n) => (typeof r.serviceLevelPercent === "number" ? `${x(n).toFixed(1)},${y(r.serviceLevelPercent).toFixed(1)}` : null)).filter(Boolean);
-  if (pts.length) svg += `<polyline class="sl-line" points="${line.join(" ")}"/>`;
+  if (target != null) svg += `<line class="target" x1="${L}" y1="${y(target)}" x2="${W - R}" y2="${y(target)}"><title>target ${target}%</title></line><text class="tick" x="${W - R}" y="${y(target) - 3}" text-anchor="end">target ${target}%</text>`;
+  const line = rows.map((r, n) => (typeof sl(r) === "number" ? `${x(n).toFixed(1)},${y(sl(r)).toFixed(1)}` : null)).filter(Boolean);
+  if (pts.length > 1) svg += `<polyline class="sl-line" points="${line.join(" ")}"/>`;
+  for (const p of line) { const [px, py] = p.split(","); svg += `<circle class="sl-dot" cx="${px}" cy="${py}" r="2.5"/>`; }
   svg += `</svg>`;
   const box = el("div", {});
   box.innerHTML = svg;
@@ -260,17 +302,16 @@ function buildAgentRow(r) {
 
 function updateAgentRow(tr, r) {
   setText(tr._name, r.agent.name);
-  const reason = r.presence && r.activity === "not_ready" && r.presence.reason ? ` · ${r.presence.reason}` : "";
+  const reason = r.presence && r.activity === "not_ready" && r.presence.reason != null
+    ? ` · ${state.presenceReasons.get(r.presence.reason) ?? r.presence.reason}` : "";
   setText(tr._state, activityLabel(r.activity) + reason);
   setClass(tr._state, `pill a-${r.activity}`);
   setText(tr._for, since(r.since, view.now));
   setText(tr._queues, r.queues.map(queueName).join(", "));
   if (r.interaction) { setText(tr._link, `#${r.interaction.id}`); setAttr(tr._link, "data-open", String(r.interaction.id)); show(tr._link, true); }
   else { setText(tr._link, ""); setAttr(tr._link, "data-open", null); show(tr._link, false); }
-  const today = r.agent.today || {};
-  setText(tr._handled, today.handled ?? "—");
-  const aht = today.ahtSeconds ?? today.averageHandleTimeSeconds;
-  setText(tr._aht, typeof aht === "number" ? duration(aht) : "—");
+  setText(tr._handled, count(r.handled));
+  setText(tr._aht, r.aht == null ? "—" : duration(r.aht));
 }
 
 const agentsTable = new KeyedTable({

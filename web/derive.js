@@ -35,20 +35,16 @@ export function presenceOf(agent) {
   return null;
 }
 
-/// ASA and AHT of a queue's or agent's figures, when the server sends them.
-export function handlingFigures(today) {
-  const t = today || {};
-  return {
-    asa: num(t.asaSeconds ?? t.averageSpeedOfAnswerSeconds),
-    aht: num(t.ahtSeconds ?? t.averageHandleTimeSeconds),
-  };
+/// The figures PostgreSQL counted for a queue or an agent ({interval, today, now}), or null when
+/// the server sends none (then the older `today` counters of the board are all there is).
+export function figuresOf(state, kind, id) {
+  return state.figures ? state.figures[kind].get(id) || null : null;
 }
 
 /// The level of one queue and why: the worst of the longest wait, the service level against its
 /// target and the abandon rate, each judged by the queue's own thresholds.
-export function queueLevel(queue, longest, waiting) {
+export function queueLevel(queue, longest, waiting, today = queue.today || {}) {
   const t = queue.thresholds || {};
-  const today = queue.today || {};
   const reasons = [];
   if (waiting > 0 && num(t.waitAlarmSeconds) != null && longest >= t.waitAlarmSeconds) reasons.push(["alarm", `longest wait over ${t.waitAlarmSeconds} s`]);
   else if (waiting > 0 && num(t.waitWarningSeconds) != null && longest >= t.waitWarningSeconds) reasons.push(["warn", `longest wait over ${t.waitWarningSeconds} s`]);
@@ -105,7 +101,10 @@ export function derive(state, now) {
       activity = "no_call";
       since = null;
     }
-    const row = { agent: a, activity, interaction: i, since, presence, queues: Array.isArray(a.queues) ? a.queues : [] };
+    const fig = figuresOf(state, "agents", a.id);
+    const row = { agent: a, activity, interaction: i, since, presence, queues: Array.isArray(a.queues) ? a.queues : [],
+                  handled: num(fig?.today?.handled ?? a.today?.handled), aht: num(fig?.today?.ahtSeconds),
+                  occupancy: num(fig?.today?.occupancyPercent) };
     agents.push(row);
     agentById.set(a.id, row);
   }
@@ -123,6 +122,11 @@ export function derive(state, now) {
     const w = waitingByQueue.get(q.id) || [];
     const longest = w.length ? Math.max(0, (now - waitStart(w[0])) / 1000) : 0;
     const m = members.get(q.id) || [];
+    const fig = figuresOf(state, "queues", q.id);
+    const today = fig?.today || q.today || {};
+    // Staffing as PostgreSQL counted it when the server sends figures; else only what the live
+    // interactions say (no presence: nobody is counted ready or not ready).
+    const staff = fig?.now || null;
     let ready = 0, here = 0, elsewhere = 0, notReady = 0, free = 0, loggedOut = 0;
     for (const row of m) {
       if (row.interaction) { if (row.interaction.queue === q.id) here++; else elsewhere++; }
@@ -131,17 +135,21 @@ export function derive(state, now) {
       else if (row.activity === "logged_out") loggedOut++;
       else free++;
     }
-    const { level, reasons } = queueLevel(q, longest, w.length);
-    const today = q.today || {};
+    const presenceKnown = staff != null || m.some((row) => row.presence);
+    const { level, reasons } = queueLevel(q, longest, w.length, today);
     queues.set(q.id, {
-      id: q.id, queue: q, name: String(q.name ?? q.id), waiting: w, longest, level, reasons,
-      presenceKnown: m.some((row) => row.presence),
-      ready, here, elsewhere, notReady, free, loggedOut, members: m,
+      id: q.id, queue: q, name: String(q.name ?? q.id), waiting: w, longest, level, reasons, members: m,
+      presenceKnown, free,
+      ready: staff ? num(staff.agentsReady) : presenceKnown ? ready : null,
+      here: staff ? num(staff.agentsInteracting) : here,
+      elsewhere: staff ? num(staff.agentsBusyElsewhere) : elsewhere,
+      notReady: staff ? num(staff.agentsNotReady) : presenceKnown ? notReady : null,
+      loggedOut: staff ? num(staff.agentsLoggedOut) : presenceKnown ? loggedOut : null,
       serviceLevel: num(today.serviceLevelPercent), abandon: num(today.abandonPercent),
-      serviceLevelTarget: num(q.thresholds?.serviceLevelTargetPercent),
+      serviceLevelTarget: num(q.serviceLevel?.targetPercent ?? q.thresholds?.serviceLevelTargetPercent),
       offered: num(today.offered), answered: num(today.answered), abandoned: num(today.abandoned),
-      ...handlingFigures(today),
-      intervals: Array.isArray(q.intervals) ? q.intervals : null,
+      asa: num(today.asaSeconds), aht: num(today.ahtSeconds),
+      interval: fig?.interval || null,
     });
   }
   return { now, queues, agents, agentById, waitingByQueue, held };
@@ -185,7 +193,7 @@ export function agentRows(view, { queue = "", activity = "", sort = "name", dir 
     name: (r) => String(r.agent.name ?? ""),
     activity: (r) => activityLabel(r.activity),
     since: (r) => (r.since ? time(r.since) : Infinity),
-    handled: (r) => r.agent.today?.handled ?? 0,
+    handled: (r) => r.handled ?? -1,
   }[sort] || ((r) => String(r.agent.name ?? ""));
   list = [...list].sort((a, b) => {
     const x = key(a), y = key(b);

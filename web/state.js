@@ -13,6 +13,8 @@ export function initialState() {
     database: "up",
     dataTime: null,             // server time of the newest data we hold (ms)
     serverOffset: 0,            // server clock - page clock (ms)
+    figures: null,              // FIGURES from PostgreSQL: {timeZone, interval, day, asOf, queues: Map, agents: Map}
+    presenceReasons: new Map(), // not-ready reason code -> name
     alerts: new Map(),          // alert id -> newest alert message
     alertsSeen: false,          // an alert message ever arrived (alerts are configured)
     changed: 0,                 // grows with every change of the board (for memoised views)
@@ -36,6 +38,8 @@ export function reduce(state, event) {
         agents: new Map((b.agents || []).map((a) => [a.id, a])),
         interactions: new Map((b.interactions || []).map((i) => [i.id, i])),
         depth: new Map(entries(b.depth)),
+        figures: b.figures ? mergeFigures(null, b.figures, true) : null,
+        presenceReasons: new Map((b.presenceReasons || []).map((r) => [r.code, r.name ?? r.code])),
         position: event.position ?? null,
         database: event.database || "up",
         serverOffset: offset,
@@ -50,6 +54,13 @@ export function reduce(state, event) {
       const interactions = new Map(state.interactions);
       let queues = state.queues, agents = state.agents;
       for (const d of event.deltas || []) {
+        if (d.presence) {            // a presence change: the agent's presence is replaced
+          const a = agents.get(d.agent ?? d.presence.agent);
+          if (!a) continue;
+          if (agents === state.agents) agents = new Map(agents);
+          agents.set(a.id, { ...a, presence: d.agentPresence ?? null });
+          continue;
+        }
         const id = d.transition?.interaction;
         if (d.interaction) interactions.set(d.interaction.id, d.interaction);
         else if (id != null) interactions.delete(id);
@@ -73,6 +84,9 @@ export function reduce(state, event) {
         changed: state.changed + 1,
       };
     }
+    case "figures":
+      if (!event.figures) return state;
+      return { ...state, figures: mergeFigures(state.figures, event.figures, event.complete === true || !state.figures), changed: state.changed + 1 };
     case "heartbeat":
       return {
         ...state,
@@ -99,6 +113,16 @@ export function reduce(state, event) {
     default:
       return state;
   }
+}
+
+/// FIGURES with their per-queue and per-agent entries in Maps; `complete` replaces every entry,
+/// otherwise the entries sent replace those with the same id and the others stay.
+function mergeFigures(previous, f, complete) {
+  const queues = complete || !previous ? new Map() : new Map(previous.queues);
+  const agents = complete || !previous ? new Map() : new Map(previous.agents);
+  for (const [id, v] of entries(f.queues)) queues.set(id, v);
+  for (const [id, v] of entries(f.agents)) agents.set(id, v);
+  return { timeZone: f.timeZone, interval: f.interval, day: f.day, asOf: f.asOf, queues, agents };
 }
 
 function parseTime(text) {

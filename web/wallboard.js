@@ -7,7 +7,7 @@
 //   token=...                 access token (remembered by the browser)
 import { Live } from "/live.js";
 import { connectionLevel, describeConnection, initialState, reduce, serverNow } from "/state.js";
-import { LEVEL_ICON, LEVEL_TEXT, derive, duration, percent, sortQueues } from "/derive.js";
+import { LEVEL_ICON, LEVEL_TEXT, count, derive, duration, percent, sortQueues } from "/derive.js";
 import { el, frameScheduler, setAttr, setClass, setText, syncKeyed } from "/dom.js";
 
 const params = new URLSearchParams(location.search);
@@ -87,8 +87,8 @@ function update(node, s) {
   setText(t.asa.b, s.asa == null ? "—" : duration(s.asa));
   // Without presence from the server an agent with no interaction is "no call", never "ready".
   setText(t.ready.node.firstChild, s.presenceKnown ? "ready" : "no call");
-  setText(t.ready.b, s.presenceKnown ? s.ready : s.free);
-  setText(t.onCall.b, s.here);
+  setText(t.ready.b, count(s.presenceKnown ? s.ready : s.free));
+  setText(t.onCall.b, count(s.here));
 }
 
 const tiles = new Map();
