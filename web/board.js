@@ -5,7 +5,7 @@
 import { Live, tokenFromPage } from "./live.js";
 import { connectionLevel, describeConnection, initialState, reduce, serverNow } from "./state.js";
 import {
-  LEVEL_ICON, LEVEL_TEXT, STATE_LABEL, activityLabel, agentRows, count, derive, duration, interactionRows,
+  ACTIVITY_LABEL, LEVEL_ICON, LEVEL_TEXT, STATE_LABEL, activityLabel, agentRows, count, derive, duration, interactionRows,
   percent, since, stateLabel,
 } from "./derive.js";
 import { KeyedTable, el, frameScheduler, setAttr, setClass, setOptions, setText, show, syncKeyed } from "./dom.js";
@@ -390,11 +390,14 @@ function renderAlerts() {
 }
 
 // -- filters and sorting ---------------------------------------------------------------------------
+let filterInputs = null;
 function renderFilters() {
+  if (filterInputs && filterInputs[0] === state.queues && filterInputs[1] === state.agents && filterInputs[2] === state.figures) return;
+  filterInputs = [state.queues, state.agents, state.figures];
   const queues = [...state.queues.values()].map((q) => [q.id, String(q.name ?? q.id)]).sort((a, b) => a[1].localeCompare(b[1]));
   setOptions($("agents-queue"), queues);
   setOptions($("calls-queue"), queues);
-  setOptions($("agents-activity"), [...new Set(view.agents.map((r) => r.activity))].sort().map((a) => [a, activityLabel(a)]));
+  setOptions($("agents-activity"), [...ACTIVITY_LABEL].map(([a, label]) => [a, label]));
   setOptions($("calls-state"), [...STATE_LABEL.keys()].filter((s) => s !== "completed").map((s) => [s, stateLabel(s)]));
   setOptions($("calls-agent"), view.agents.map((r) => [r.agent.id, String(r.agent.name)]));
 }
@@ -428,7 +431,11 @@ function renderSortMarks() {
 }
 
 // -- render ----------------------------------------------------------------------------------------
+const renderTimes = [];   // the last 600 render durations (ms), for the page benchmark
 function render() {
+  const started = performance.now();
+  agentsTable.measure();        // layout is read once, before this frame writes anything
+  callsTable.measure();
   const now = serverNow(state, Date.now());
   view = derive(state, now);
   const status = $("status");
@@ -448,6 +455,8 @@ function render() {
   callsTable.render(c.rows);
   setText($("calls-count"), c.rows.length < c.total ? `${c.rows.length} of ${c.total}` : String(c.total));
   path.tick();
+  renderTimes.push(performance.now() - started);
+  if (renderTimes.length > 600) renderTimes.shift();
 }
 for (const id of ["agents-scroll", "calls-scroll"]) $(id).addEventListener("scroll", schedule, { passive: true });
 
@@ -475,5 +484,5 @@ document.addEventListener("keydown", (event) => {
   else if (!$("detail-panel").hidden) closeDetail();
 });
 
-window.sightline = { get state() { return state; }, dispatch, live };
+window.sightline = { get state() { return state; }, dispatch, live, renderTimes };
 render();

@@ -177,11 +177,9 @@ export function interactionRows(state, now, { queue = "", status = "", agent = "
     queue: (i) => String(i.queue ?? ""),
     agent: (i) => String(i.agent ?? ""),
   }[sort] || ((i) => time(i.stateSince));
-  list.sort((a, b) => {
-    const x = key(a), y = key(b);
-    return (x < y ? -1 : x > y ? 1 : a.id - b.id) * dir;
-  });
-  return { rows: list, total: all };
+  const keyed = list.map((i) => [key(i), i]);   // each key computed once, not per comparison
+  keyed.sort(([x, a], [y, b]) => (x < y ? -1 : x > y ? 1 : a.id - b.id) * dir);
+  return { rows: keyed.map(([, i]) => i), total: all };
 }
 
 /// The agents table: filtered by queue and activity, sorted by a column.

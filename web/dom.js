@@ -65,11 +65,18 @@ export class KeyedTable {
     tbody.append(this.top, this.bottom);
   }
 
+  /// Reads the scroll position and height: call it before any DOM write of the frame, so that
+  /// reading layout never forces a second one.
+  measure() {
+    this.view = Math.max(this.scroller.clientHeight, 400);
+    this.offset = Math.max(0, this.scroller.scrollTop - (this.tbody.offsetTop || 0));
+  }
+
   render(items) {
     const n = items.length;
     const h = this.rowHeight;
-    const view = Math.max(this.scroller.clientHeight, 400);
-    const offset = Math.max(0, this.scroller.scrollTop - (this.tbody.offsetTop || 0));
+    if (this.view === undefined) this.measure();
+    const { view, offset } = this;
     const first = Math.max(0, Math.floor(offset / h) - this.overscan);
     const last = Math.min(n, Math.ceil((offset + view) / h) + this.overscan);
     const visible = items.slice(first, last);
