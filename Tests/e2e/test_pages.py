@@ -216,3 +216,49 @@ def test_reducer_and_derived_figures(browser, sightline):
     assert result["severity"] == ["d", "b", "c", "a"]
     assert result["byName"] == ["q1", "q2", "q10"]
     assert result["stale"].startswith("stale: database unreachable, data ")
+
+
+def test_reducer_takes_presence_and_the_figures_postgresql_counted(browser, sightline):
+    """The protocol's presence deltas and `figures` messages (docs/protocol.md): the page shows
+    PostgreSQL's figures as they are, replaces what a partial message sends, everything on a
+    complete one."""
+    browser.get(sightline.base_url + "/")
+    wait_until(lambda: status_text(browser) == "live", 10)
+    result = run_module(browser, """
+      const { initialState, reduce } = await import("/state.js");
+      const { derive } = await import("/derive.js");
+      const at = Date.parse("2026-11-24T10:15:00Z");
+      const fig = (sl, ready) => ({ interval: { offered: 1, serviceLevelPercent: sl }, today: { offered: 4, serviceLevelPercent: sl, abandonPercent: 0, asaSeconds: 11.5, ahtSeconds: 242.7 },
+                                    now: { agentsReady: ready, agentsInteracting: 0, agentsBusyElsewhere: 1, agentsNotReady: 2, agentsLoggedOut: 5 } });
+      const figures = (queues, agents) => JSON.parse(JSON.stringify({ timeZone: "UTC", interval: { start: "2026-11-24T10:15:00Z", end: "2026-11-24T10:30:00Z" },
+        day: { start: "2026-11-24T00:00:00Z", end: "2026-11-25T00:00:00Z" }, asOf: "2026-11-24T10:15:02Z", queues, agents }));
+      const q = (id) => ({ id, name: id, thresholds: { waitWarningSeconds: 30, waitAlarmSeconds: 60, serviceLevelTargetPercent: 80 }, serviceLevel: { targetPercent: 80 }, today: { serviceLevelPercent: 100 } });
+      let s = reduce(initialState(), { type: "snapshot", position: "1.1", serverTime: "2026-11-24T10:15:00Z", database: "up", at,
+        board: { queues: [q("sales"), q("support")], interactions: [], depth: {},
+                 agents: [{ id: "ann", name: "Ann", queues: ["sales"], presence: { state: "not_ready", reason: "break", since: "2026-11-24T10:02:11Z", version: 7 } }],
+                 presenceReasons: [{ code: "break", name: "Break" }],
+                 figures: figures({ sales: fig(90, 3), support: fig(95, 1) }, { ann: { today: { handled: 11, ahtSeconds: 229.1 } } }) } });
+      const out = {};
+      let v = derive(s, at);
+      const pick = (x) => ({ sl: x.serviceLevel, asa: x.asa, aht: x.aht, ready: x.ready, notReady: x.notReady, elsewhere: x.elsewhere, level: x.level });
+      out.snapshot = { sales: pick(v.queues.get("sales")), ann: [v.agents[0].activity, v.agents[0].since, v.agents[0].handled, v.agents[0].aht],
+                       reason: s.presenceReasons.get("break") };
+      s = reduce(s, { type: "deltas", position: "1.2", at: at + 1000, deltas: [{ position: "1.2",
+        presence: { id: 9, agent: "ann", from: "not_ready", to: "ready", at: "2026-11-24T10:15:01Z", version: 8 }, agent: "ann",
+        agentPresence: { state: "ready", reason: null, since: "2026-11-24T10:15:01Z", version: 8 } }] });
+      out.afterPresence = [s.position, derive(s, at + 1000).agents[0].activity, s.agents.get("ann").presence.version];
+      s = reduce(s, { type: "figures", serverTime: "2026-11-24T10:15:03Z", complete: false, figures: figures({ sales: fig(70, 0) }, {}), at: at + 2000 });
+      v = derive(s, at + 2000);
+      out.partial = [pick(v.queues.get("sales")), pick(v.queues.get("support")).sl, v.agents[0].handled];
+      s = reduce(s, { type: "figures", serverTime: "2026-11-24T10:30:00Z", complete: true, figures: figures({ support: fig(50, 2) }, {}), at: at + 3000 });
+      v = derive(s, at + 3000);
+      out.complete = [v.queues.get("sales").serviceLevel, v.queues.get("sales").ready, v.queues.get("support").serviceLevel];
+      return out;
+    """)
+    assert result["snapshot"] == {"sales": {"sl": 90, "asa": 11.5, "aht": 242.7, "ready": 3, "notReady": 2, "elsewhere": 1, "level": "ok"},
+                                  "ann": ["not_ready", "2026-11-24T10:02:11Z", 11, 229.1], "reason": "Break"}
+    assert result["afterPresence"] == ["1.2", "ready", 8]
+    assert result["partial"] == [{"sl": 70, "asa": 11.5, "aht": 242.7, "ready": 0, "notReady": 2, "elsewhere": 1, "level": "warn"}, 95, 11]
+    # A complete message replaces everything: sales has no figures left, so its older counters
+    # show, and its staffing is what the live board says (Ann is ready and has no call).
+    assert result["complete"] == [100, 1, 50]
