@@ -378,11 +378,16 @@ function renderHeld() {
 const alertCache = new Map();
 function renderAlerts() {
   const list = [...state.alerts.values()].reverse();
-  syncKeyed($("alerts"), alertCache, list, (a) => a.id, () => el("li", { "data-testid": "alert" }), (li, a) => {
-    const resolved = a.state === "resolved";
-    setClass(li, `alert ${resolved ? "resolved" : a.severity === "critical" ? "critical" : "warning"}`);
-    const when = a.since ? new Date(a.since).toLocaleTimeString() : "";
-    setText(li, `${resolved ? "✓ resolved" : a.severity === "critical" ? "✖ critical" : "▲ warning"} ${when} ${a.message ?? a.rule ?? ""}`);
+  syncKeyed($("alerts"), alertCache, list, (a) => a.id, (a) => {
+    const li = el("li", { "data-testid": "alert" });
+    li.dataset.rule = String(a.rule ?? "");
+    li.dataset.queue = String(a.queue ?? "");
+    return li;
+  }, (li, a) => {
+    const critical = a.severity === "critical";
+    setClass(li, `alert ${critical ? "critical" : "warning"}`);
+    const when = a.since ? ` since ${new Date(a.since).toLocaleTimeString([], { hour12: false })}` : "";
+    setText(li, `${critical ? "✖ Critical" : "▲ Warning"}${when}: ${a.message ?? a.rule ?? ""}`);
   });
   const empty = $("alerts-empty");
   show(empty, list.length === 0);

@@ -16,7 +16,7 @@ export function initialState() {
     figures: null,              // FIGURES from PostgreSQL: {timeZone, interval, day, asOf, queues: Map, agents: Map}
     presenceReasons: new Map(), // not-ready reason code -> name
     alerts: new Map(),          // alert id -> newest alert message
-    alertsSeen: false,          // an alert message ever arrived (alerts are configured)
+    alertsSeen: false,          // the server evaluates alerts (its snapshot lists them, or one arrived)
     changed: 0,                 // grows with every change of the board (for memoised views)
   };
 }
@@ -40,6 +40,10 @@ export function reduce(state, event) {
         depth: new Map(entries(b.depth)),
         figures: b.figures ? mergeFigures(null, b.figures, true) : null,
         presenceReasons: new Map((b.presenceReasons || []).map((r) => [r.code, r.name ?? r.code])),
+        // A server with alert rules sends the firing ones with every snapshot: replace the list.
+        ...(Array.isArray(event.alerts)
+          ? { alerts: new Map(event.alerts.filter((a) => a && a.id != null && a.state !== "resolved").map((a) => [a.id, a])), alertsSeen: true }
+          : {}),
         position: event.position ?? null,
         database: event.database || "up",
         serverOffset: offset,
@@ -105,8 +109,8 @@ export function reduce(state, event) {
       const a = event.alert;
       if (!a || a.id == null) return { ...state, alertsSeen: true };
       const alerts = new Map(state.alerts);
-      alerts.delete(a.id);            // newest last
-      alerts.set(a.id, a);
+      alerts.delete(a.id);            // newest last; a resolved alert leaves the list
+      if (a.state !== "resolved") alerts.set(a.id, a);
       while (alerts.size > 100) alerts.delete(alerts.keys().next().value);
       return { ...state, alerts, alertsSeen: true };
     }

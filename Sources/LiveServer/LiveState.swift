@@ -141,6 +141,10 @@ struct LiveState {
     private var lastHeartbeat: Date
     private var lastDepthSample = Date.distantPast
     private var snapshotCache: [Filter: CachedSnapshot] = [:]
+    /// Grows when the configuration (or the day) changes; a snapshot job started before that
+    /// holds the old queues and agents and is thrown away when it finishes.
+    private var configurationGeneration = 0
+    private var snapshotJobGeneration = 0
     private var snapshotJobInFlight = false
     private var reloadInFlight = false
     private var reloadWanted = false
@@ -382,6 +386,7 @@ struct LiveState {
     /// Every live session gets a fresh snapshot (configuration or day changed).
     private mutating func resynchroniseAll(now: Date) -> [Effect] {
         snapshotCache = [:]
+        configurationGeneration += 1
         var effects: [Effect] = []
         for (connection, session) in sessions where session.subscription.isLive {
             effects += requestSnapshot(connection, now: now)
@@ -496,6 +501,7 @@ struct LiveState {
         // sessions were sent: the deltas after it are then exactly the next flushes.
         let flushed = flush(now: now)
         snapshotJobInFlight = true
+        snapshotJobGeneration = configurationGeneration
         return flushed + [.buildSnapshots(snapshotJob(filters: Array(filters), now: now))]
     }
 
@@ -503,6 +509,9 @@ struct LiveState {
     mutating func snapshotsBuilt(_ built: [SnapshotJob.Result], position: LogPosition, builtAt: Date, now: Date) -> [Effect] {
         snapshotJobInFlight = false
         counters.snapshotsBuilt += built.count
+        guard snapshotJobGeneration == configurationGeneration else {
+            return startSnapshotJob(now: now)    // built from the configuration before the change
+        }
         var effects: [Effect] = []
         for result in built {
             snapshotCache[result.filter] = CachedSnapshot(position: position, builtAt: builtAt, message: result.message)

@@ -250,6 +250,28 @@ final class LiveStateTests: XCTestCase {
         XCTAssertEqual(Array(state.board.queues.keys), ["new-queue"])
     }
 
+    /// A snapshot job that was building when the configuration changed holds the old queues and
+    /// agents: it is neither cached nor sent, and a new job starts (clients opened meanwhile
+    /// once missed a new agent until their next snapshot).
+    func testASnapshotBuiltBeforeAConfigurationChangeIsNotServedAfterIt() throws {
+        var state = try makeState()
+        let c = ConnectionID(1)
+        _ = state.clientOpened(c, query: QueryItems(), now: t0)
+        guard let stale = job(state.clientMessage(c, #"{"type":"hello"}"#, now: t0)) else { return XCTFail("no job") }
+        let ann = AgentConfig(id: "ann", name: "Ann", queues: ["sales"])
+        let loaded = state.configurationLoaded(([QueueConfig(id: "sales", name: "Sales"), QueueConfig(id: "support", name: "Support")], [ann]),
+                                               now: t0 + 0.1)
+        XCTAssertNil(job(loaded), "one job at a time")
+        let built = state.snapshotsBuilt(stale.run(), position: stale.position, builtAt: stale.now, now: t0 + 0.2)
+        XCTAssertTrue(sends(built).isEmpty, "the old configuration is not sent")
+        guard let fresh = job(built) else { return XCTFail("a new job must start: \(built)") }
+        let sent = sends(state.snapshotsBuilt(fresh.run(), position: fresh.position, builtAt: fresh.now, now: t0 + 0.3))
+        XCTAssertEqual(sent.count, 1)
+        XCTAssertTrue(sent[0].1.contains(#""id":"ann""#), sent[0].1)
+        // A client opened now gets the cached snapshot, with the agent.
+        XCTAssertTrue(subscribe(&state, 2, now: t0 + 0.4).first?.1.contains(#""id":"ann""#) == true)
+    }
+
     func testHeartbeatsAndTokens() throws {
         var state = try makeState(tokens: ["t1"])
         _ = state.clientOpened(ConnectionID(1), query: QueryItems(fragments: ["token=t1"]), now: t0)

@@ -224,10 +224,21 @@ def test_the_board_the_path_and_the_wallboard_have_no_serious_accessibility_viol
     sightline.transition(a, "completed")
 
 
-def test_alerts_panel_says_alerts_are_not_configured_until_one_arrives(browser, sightline):
+def test_an_alert_of_the_server_shows_in_the_alert_panel_and_leaves_when_resolved(browser, sightline):
+    tag = str(time.time_ns())[-8:]
+    q = f"al-{tag}"
+    sightline.add_queue(q, f"Alerting {tag}", waitWarningSeconds=1, waitAlarmSeconds=2)
     open_board(browser, sightline)
-    empty = browser.find_element(By.CSS_SELECTOR, "[data-testid=alerts-empty]")
-    assert empty.text == "Alerts are not configured on this server."
+    iid = sightline.create()
+    sightline.transition(iid, "queued", queue=q)
+    css = f"[data-testid=alert][data-rule=longest_wait][data-queue='{q}']"
+    item = wait_until(lambda: browser.find_element(By.CSS_SELECTOR, css), 15)
+    assert item.text.startswith("✖ Critical since ") and f"Alerting {tag}" in item.text, item.text
+    assert not browser.find_element(By.CSS_SELECTOR, "[data-testid=alerts-empty]").is_displayed()
+    browser.execute_script("arguments[0].scrollIntoView()", item)
+    screenshot(browser, sightline, "board-alert.png")
+    sightline.transition(iid, "completed")
+    wait_until(lambda: not browser.find_elements(By.CSS_SELECTOR, css), 20)
 
 
 def test_usable_at_390_px(browser, sightline, scenario):

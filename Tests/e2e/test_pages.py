@@ -166,6 +166,10 @@ def test_reducer_and_derived_figures(browser, sightline):
                  interactions: [{ id: 7, callId: "c", state: "queued", queue: "__proto__", queuedAt: "2026-11-24T10:14:00Z", stateSince: "2026-11-24T10:14:00Z", version: 2 }],
                  depth: JSON.parse('{"__proto__": [["2026-11-24T10:14:30Z", 1]]}') } });
       out.queues = [...s.queues.keys()];
+      // Without "alerts" in the snapshot the server has no alert rules; with it (even empty) it has.
+      out.alertsSeen = [s.alertsSeen, reduce(s, { type: "snapshot", alerts: [], board: {}, at }).alertsSeen];
+      const firing = reduce(s, { type: "snapshot", board: {}, at, alerts: [{ id: "a1", rule: "longest_wait", state: "firing" }] });
+      out.alertFlow = [firing.alerts.size, reduce(firing, { type: "alert", alert: { id: "a1", state: "resolved" }, at }).alerts.size];
       out.depthKeys = [...s.depth.keys()];
       out.objectPrototypeUntouched = Object.getPrototypeOf({}) === Object.prototype && ({}).polluted === undefined;
       let v = derive(s, at);
@@ -205,6 +209,8 @@ def test_reducer_and_derived_figures(browser, sightline):
       return out;
     """)
     assert result["queues"] == ["__proto__", "constructor", "ok"]
+    assert result["alertsSeen"] == [False, True]
+    assert result["alertFlow"] == [1, 0]
     assert result["depthKeys"] == ["__proto__"]
     assert result["objectPrototypeUntouched"]
     assert result["protoWaiting"] == 1 and result["protoLevel"] == "alarm"
