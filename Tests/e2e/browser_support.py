@@ -50,6 +50,7 @@ def status_text(driver):
 def open_board(driver, sightline, query=""):
     driver.get(sightline.base_url + "/" + query)
     wait_until(lambda: status_text(driver) == "live", 10)
+    driver.get_log("browser")       # what the previous page logged (e.g. a request cut by leaving it)
 
 
 def screenshot(driver, sightline, name):

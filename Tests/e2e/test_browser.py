@@ -271,6 +271,7 @@ def test_wallboard(browser, sightline, scenario):
     except AssertionError:
         raise AssertionError(f"no tile for {scenario.queue}: {browser.find_element(By.ID, 'wall').text!r} "
                              f"{browser.current_url} {browser.get_log('browser')}")
+    browser.get_log("browser")      # what the previous page logged
     iid = sightline.create()
     sightline.transition(iid, "queued", queue=scenario.queue)
     wait_until(lambda: waiting() == "1", 2)
