@@ -215,14 +215,21 @@ public struct AlertEvaluator: Sendable {
 /// evaluation, so a window's figures are the difference between now and the sample a window
 /// ago. (The definitions stay SQL's: QueueToday only adds up what `record_history` stored.)
 struct QueueFigureHistory: Sendable {
+    static let spacing: TimeInterval = 10
     private var samples: [String: [(at: Date, today: QueueToday)]] = [:]
 
     mutating func record(board: LiveBoard, now: Date, keep: Double) {
         for queue in board.queues.keys {
             var list = samples[queue] ?? []
-            list.append((now, board.alertFigures(queue: queue)))
-            // One sample per second is enough; keep one just older than the longest window.
-            if list.count >= 2, now.timeIntervalSince(list[list.count - 2].at) < 1 { list.remove(at: list.count - 2) }
+            // The last sample is always the current one; the ones before it are at least
+            // `spacing` apart (a window's start is found to within `spacing`, and an hour of
+            // history is 360 samples a queue), and one just older than the longest window stays.
+            let current = (at: now, today: board.alertFigures(queue: queue))
+            if list.count >= 2, now.timeIntervalSince(list[list.count - 2].at) < Self.spacing {
+                list[list.count - 1] = current
+            } else {
+                list.append(current)
+            }
             while list.count > 2, now.timeIntervalSince(list[1].at) >= keep { list.removeFirst() }
             samples[queue] = list
         }

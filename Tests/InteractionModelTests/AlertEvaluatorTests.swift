@@ -164,6 +164,22 @@ final class AlertEvaluatorTests: XCTestCase {
         XCTAssertEqual(fired[1].figures["offered"], 4)
     }
 
+    func testAWindowCountsOnlyTheCallsOfItsLastSecondsAfterManyEvaluations() throws {
+        var e = AlertEvaluator(configuration: try only([.abandonRate: "\"for\": 0, \"window\": 600, \"minOffered\": 4"]))
+        let start = log.clock
+        var fired: [AlertEvent] = []
+        for second in 0..<1300 {
+            log.clock = start.addingTimeInterval(Double(second))
+            if second == 50 || [800, 850, 900, 950].contains(second) {
+                completed(Int64(second), withinServiceLevel: nil, abandoned: true)
+            }
+            fired += e.evaluate(board: board, stream: up, now: log.clock)
+        }
+        XCTAssertEqual(fired.map(\.alert.rule), [.abandonRate])
+        XCTAssertEqual(fired.first?.alert.figures["offered"], 4, "the call at 50 s is outside every window that judged")
+        XCTAssertEqual(fired.first?.alert.since, start.addingTimeInterval(950))
+    }
+
     func testTheStreamIsStaleWhileTheDatabaseIsDownOrTheTailerIsSilent() throws {
         var e = AlertEvaluator(configuration: try only([.streamStale: "\"threshold\": 10"]))
         XCTAssertEqual(evaluate(&e, at: 0), [])
