@@ -298,3 +298,23 @@ def test_reconnects_after_a_server_restart(browser, sightline, scenario):
     except AssertionError:
         raise AssertionError(f"{iid} not in {browser.execute_script(rows)[-5:]}; status {status_text(browser)}")
     # Console errors from the refused connections while the server was down are expected.
+
+
+def test_the_alerts_panel_shows_a_queue_breach_as_it_fires_and_after_a_reload(browser, sightline):
+    q = f"alerts-{int(time.time() * 1000)}"
+    sightline.add_queue(q, f"Queue {q}", waitAlarmSeconds=1)
+    iid = sightline.create()
+    sightline.transition(iid, "queued", queue=q)
+    open_board(browser, sightline)
+
+    def listed():
+        items = browser.find_elements(By.CSS_SELECTOR, "[data-testid=alerts] li")
+        return [li.text for li in items if f"Queue {q}" in li.text and "waited" in li.text]
+    assert wait_until(listed, 10)
+    assert not browser.find_element(By.ID, "alerts-empty").is_displayed()
+    # A page opened later gets the firing alert from its snapshot.
+    browser.refresh()
+    wait_until(lambda: status_text(browser) == "live", 10)
+    assert wait_until(listed, 5)
+    sightline.transition(iid, "completed")
+    assert severe_logs(browser) == []
