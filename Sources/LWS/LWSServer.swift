@@ -501,7 +501,14 @@ public final class LWSServer {
         // Taken out of the table while it is written, so the queue is uniquely referenced and
         // changes in place; every path below puts it back.
         guard var c = connections.removeValue(forKey: id) else { return -1 }
-        if let (message, offset) = c.queue.head {
+        // A close with 1001 or 4xxx drops what has not started going out. The close itself waits
+        // for a callback that wrote nothing: closing right after a write lws could not finish
+        // (it keeps the rest and reports choked) loses the close frame, and the client sees the
+        // connection dropped.
+        let dropRest = c.closing.map { $0.code == 1001 || $0.code >= 4000 } ?? false
+        var wrote = false
+        if let (message, offset) = c.queue.head, !(dropRest && offset == 0) {
+            wrote = true
             // One write per callback: lws reports the pipe choked after any write (checking
             // costs a poll(2) per write and always says so), so the next waits for POLLOUT.
             let batch = configuration.permessageDeflate ? [] :
@@ -538,7 +545,7 @@ public final class LWSServer {
                 return -1
             }
         }
-        if let closing = c.closing, c.queue.offset == 0, c.queue.isEmpty || closing.code == 1001 || closing.code >= 4000 {
+        if let closing = c.closing, !wrote, c.queue.offset == 0, c.queue.isEmpty || dropRest {
             var bytes = Array(closing.reason.utf8)
             lws_close_reason(wsi, lws_close_status(rawValue: UInt32(closing.code)), &bytes, bytes.count)
             connections[id] = c
