@@ -19,6 +19,7 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CLibWebSockets", pkgConfig: "libwebsockets", providers: [.apt(["libwebsockets-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // Pure logic: life cycle, live board, statistics. No I/O.
         .target(name: "InteractionModel"),
@@ -55,7 +56,7 @@ let package = Package(
         .target(
             name: "LiveServer",
             dependencies: [
-                "InteractionModel", "InteractionStore", "LWS", "AlertDelivery",
+                "InteractionModel", "InteractionStore", "LWS", "AlertDelivery", "CLibCrypto",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -3,10 +3,20 @@
 // message goes to onMessage (the page feeds it to the reducer in state.js), every change of the
 // connection to onConnection. Protocol: docs/protocol.md.
 
+// The token comes in the URL's fragment (#token=...), which browsers never send to a server,
+// so it reaches no log; the page keeps it in localStorage and takes it out of the address bar.
+// It goes to the server only inside the first WebSocket message (hello). Without one (a server
+// with no token configured serves this machine only) the hello carries none.
 export function tokenFromPage() {
-  const fromUrl = new URLSearchParams(location.search).get("token");
-  if (fromUrl) localStorage.setItem("sightline.token", fromUrl);
-  return fromUrl || localStorage.getItem("sightline.token") || "demo";
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const fromUrl = fragment.get("token");
+  if (fromUrl) {
+    localStorage.setItem("sightline.token", fromUrl);
+    fragment.delete("token");
+    const rest = fragment.toString();
+    history.replaceState(null, "", location.pathname + location.search + (rest ? "#" + rest : ""));
+  }
+  return fromUrl || localStorage.getItem("sightline.token") || null;
 }
 
 export class Live {
@@ -41,8 +51,8 @@ export class Live {
     ws.onclose = (event) => {
       if (this.ws !== ws) return;
       this.ws = null;
-      if (event.code === 4401) {
-        this.onConnection({ state: "refused", attempt: this.attempt, why: "token refused, check the token" });
+      if (event.code === 4401 || event.code === 4403) {
+        this.onConnection({ state: "refused", attempt: this.attempt, why: `${event.reason || "token refused"}, check the token` });
         return;
       }
       this.scheduleReconnect();

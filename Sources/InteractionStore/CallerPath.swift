@@ -94,15 +94,17 @@ extension InteractionStore {
     /// Recently completed interactions, newest first. Rows whose times are not finite (written
     /// around the life-cycle functions) are left out: `infinity` would sort first and keep the
     /// list failing.
-    public func history(limit: Int = 50, queue: String? = nil) throws -> [HistoryEntry] {
+    /// `queues` (nil: every queue) limits the list to those queues, on top of `queue`.
+    public func history(limit: Int = 50, queue: String? = nil, queues: [String]? = nil) throws -> [HistoryEntry] {
         let r = try run {
             try connection.query("""
                 select h.interaction_id, h.call_id, h.queue_id, h.agent_id, h.transfer_from,
                        \(sqlMicros("h.created_at")), \(sqlMicros("h.completed_at")), \(statisticsColumns("h"))
                   from sightline.interaction_history h
-                 where ($2::text is null or h.queue_id = $2) and isfinite(h.completed_at) and isfinite(h.created_at)
+                 where ($2::text is null or h.queue_id = $2) and ($3::text[] is null or h.queue_id = any($3::text[]))
+                   and isfinite(h.completed_at) and isfinite(h.created_at)
                  order by h.completed_at desc, h.interaction_id desc limit $1
-                """, [String(limit), queue])
+                """, [String(limit), queue, queues.map(pgArray)])
         }
         return try r.rows("sightline.interaction_history") { row in
             HistoryEntry(

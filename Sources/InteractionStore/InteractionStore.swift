@@ -8,6 +8,7 @@ import InteractionModel
 /// thread at a time.
 public final class InteractionStore {
     public let connection: PostgresConnection
+    private var inTransaction = false
 
     public init(connection: PostgresConnection) {
         self.connection = connection
@@ -21,9 +22,13 @@ public final class InteractionStore {
         }
     }
 
-    /// Runs `body` inside one transaction: all of it commits, or none of it.
+    /// Runs `body` inside one transaction: all of it commits, or none of it. Inside another
+    /// transaction of this store, `body` is part of that one.
     public func transaction<R>(_ body: () throws -> R) throws -> R {
+        if inTransaction { return try body() }
         try run { try connection.query("begin") }
+        inTransaction = true
+        defer { inTransaction = false }
         do {
             let value = try body()
             try run { try connection.query("commit") }

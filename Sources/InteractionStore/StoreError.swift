@@ -30,6 +30,12 @@ public enum Refusal: String, Sendable, Equatable, CaseIterable {
     case presenceUnchanged = "SL023"
     /// A voice application has no presence.
     case noPresence = "SL024"
+    /// Tokens (sql/030_tokens.sql).
+    case unknownRole = "SL030"
+    case tokenExists = "SL031"
+    case unknownToken = "SL032"
+    /// An idempotency key sent again with a different request (sql/031_idempotency.sql).
+    case idempotencyKeyReused = "SL033"
 
     /// A short name for API clients.
     public var code: String {
@@ -54,15 +60,19 @@ public enum Refusal: String, Sendable, Equatable, CaseIterable {
         case .unknownPresenceReason: return "unknown_presence_reason"
         case .presenceUnchanged: return "presence_unchanged"
         case .noPresence: return "no_presence"
+        case .unknownRole: return "unknown_role"
+        case .tokenExists: return "token_exists"
+        case .unknownToken: return "unknown_token"
+        case .idempotencyKeyReused: return "idempotency_key_reused"
         }
     }
 
     /// The HTTP status an API answers this refusal with.
     public var httpStatus: Int {
         switch self {
-        case .unknownInteraction: return 404
-        case .unknownState, .badArgument, .timeInFuture, .agentRequired, .queueRequired, .unknownPresence: return 400
-        case .unknownQueue, .unknownAgent: return 422
+        case .unknownInteraction, .unknownToken: return 404
+        case .unknownState, .badArgument, .timeInFuture, .agentRequired, .queueRequired, .unknownPresence, .unknownRole: return 400
+        case .unknownQueue, .unknownAgent, .idempotencyKeyReused: return 422
         default: return 409
         }
     }

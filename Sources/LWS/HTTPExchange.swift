@@ -28,6 +28,11 @@ struct HTTPExchange {
     var sentBytes = 0
 }
 
+/// A header value shortened for a message.
+private func jsonSafe(_ s: String) -> String {
+    "\"" + String(s.prefix(80)) + "\""
+}
+
 extension LWSServer {
     private static let methods: [(lws_token_indexes, String)] = [
         (WSI_TOKEN_GET_URI, "GET"), (WSI_TOKEN_POST_URI, "POST"), (WSI_TOKEN_PUT_URI, "PUT"),
@@ -63,6 +68,18 @@ extension LWSServer {
         guard configuration.callbackPrefixes.contains(where: { path == $0 || path.hasPrefix($0 + "/") }) else {
             // A static file that is not there falls through to here.
             answerEarly(id, .error(status: 404, code: "not_found", message: "no such file \(path)"), expectsBody)
+            return 0
+        }
+        if !hostAllowed(head.headers["host"] ?? "") {
+            answerEarly(id, .error(status: 403, code: "host_not_allowed",
+                                   message: "this server does not answer to the host name \(jsonSafe(head.headers["host"] ?? ""))",
+                                   hint: "use a configured name (serve --allowed-host)"), expectsBody)
+            return 0
+        }
+        if !["GET", "HEAD", "OPTIONS"].contains(method), !originAllowed(head.headers["origin"] ?? "", host: head.headers["host"] ?? "") {
+            answerEarly(id, .error(status: 403, code: "origin_not_allowed",
+                                   message: "requests from the page \(jsonSafe(head.headers["origin"] ?? "")) may not change anything here",
+                                   hint: "serve --allowed-origin names the pages that may"), expectsBody)
             return 0
         }
         if let length, length == nil || length! < 0 {

@@ -75,6 +75,8 @@ public struct WebSocketUpgrade: Sendable {
     public let path: String
     public let query: QueryItems
     public let headers: [String: String]
+    /// The peer's address.
+    public let peer: String
 }
 
 /// A JSON string literal (quotes, backslashes and control characters escaped).

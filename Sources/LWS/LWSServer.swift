@@ -33,7 +33,13 @@ public struct LWSConfiguration: Sendable {
     public var maxOutgoingBytesPerConnection = 4 << 20
     public var permessageDeflate = false
     /// nil: an Origin must match the Host header (or be absent); else exactly one of these.
+    /// Checked on the WebSocket upgrade and on every request to a callback path that is not
+    /// GET or HEAD (a refused Origin gets 403).
     public var allowedOrigins: [String]?
+    /// Host names (without port) requests to callback paths and the upgrade may name in their
+    /// Host header; others get 403 (a foreign name pointed at this address: DNS rebinding).
+    /// nil: any.
+    public var allowedHosts: [String]?
     public var pingIntervalSeconds = 20
     public var hangupAfterSeconds = 45
     /// Housekeeping tick (`.tick` events; also where a signal is noticed).
@@ -394,7 +400,11 @@ public final class LWSServer {
             guard let wsi else { return 1 }
             let path = header(wsi, WSI_TOKEN_GET_URI)
             guard configuration.webSocketPaths.contains(path) else { return 1 }
-            guard originAllowed(wsi) else {
+            guard hostAllowed(header(wsi, WSI_TOKEN_HOST)) else {
+                _ = lws_return_http_status(wsi, 403, "host not allowed")
+                return 1
+            }
+            guard originAllowed(header(wsi, WSI_TOKEN_ORIGIN), host: header(wsi, WSI_TOKEN_HOST)) else {
                 // A clear refusal rather than a dropped connection.
                 _ = lws_return_http_status(wsi, 403, "origin not allowed")
                 return 1
@@ -407,7 +417,7 @@ public final class LWSServer {
             nextID += 1
             slot.pointee = nextID
             connections[nextID] = Connection(wsi: wsi, queue: queue)
-            let upgrade = WebSocketUpgrade(path: header(wsi, WSI_TOKEN_GET_URI), query: query(wsi), headers: headers(wsi))
+            let upgrade = WebSocketUpgrade(path: header(wsi, WSI_TOKEN_GET_URI), query: query(wsi), headers: headers(wsi), peer: peer(wsi))
             delegate?.server(self, handle: .opened(ConnectionID(nextID), upgrade))
             return 0
 
@@ -618,6 +628,15 @@ public final class LWSServer {
             let value = header(wsi, token)
             if !value.isEmpty { out[name] = value }
         }
+        // Headers lws has no index for, looked up by name.
+        for name in ["idempotency-key"] {
+            let length = Int(lws_hdr_custom_length(wsi, name + ":", Int32(name.utf8.count + 1)))
+            guard length > 0, length <= 4096 else { continue }
+            var buffer = [CChar](repeating: 0, count: length + 1)
+            if lws_hdr_custom_copy(wsi, &buffer, Int32(buffer.count), name + ":", Int32(name.utf8.count + 1)) >= 0 {
+                out[name] = cText(buffer)
+            }
+        }
         return out
     }
 
@@ -627,12 +646,28 @@ public final class LWSServer {
         return cText(buffer)
     }
 
-    private func originAllowed(_ wsi: OpaquePointer) -> Bool {
-        let origin = header(wsi, WSI_TOKEN_ORIGIN)
-        if let allowed = configuration.allowedOrigins { return allowed.contains(origin) }
+    /// An absent Origin is a client that is not a browser page: allowed.
+    func originAllowed(_ origin: String, host: String) -> Bool {
         if origin.isEmpty { return true }
-        let host = header(wsi, WSI_TOKEN_HOST)
+        if let allowed = configuration.allowedOrigins { return allowed.contains(origin) }
         return origin == "http://" + host || origin == "https://" + host
+    }
+
+    /// An absent Host (HTTP/1.0) is not a browser: allowed.
+    func hostAllowed(_ host: String) -> Bool {
+        guard let allowed = configuration.allowedHosts, !host.isEmpty else { return true }
+        return allowed.contains(Self.hostName(host))
+    }
+
+    /// "Example.COM:8080" -> "example.com", "[::1]:80" -> "::1".
+    static func hostName(_ host: String) -> String {
+        var name = Substring(host)
+        if name.hasPrefix("["), let end = name.firstIndex(of: "]") {
+            name = name[name.index(after: name.startIndex)..<end]
+        } else if name.filter({ $0 == ":" }).count == 1, let colon = name.firstIndex(of: ":") {
+            name = name[..<colon]
+        }
+        return name.lowercased()
     }
 
     // MARK: C memory

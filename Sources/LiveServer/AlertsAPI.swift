@@ -6,14 +6,14 @@ import LWS
 /// `GET /api/alerts` (firing alerts, `?queues=a,b` to filter) and
 /// `GET /api/alerts/dead-letters` (deliveries given up after the last retry, newest first).
 extension LiveService {
-    func routeAlerts(_ request: HTTPRequest, rest: [String]) throws {
+    func routeAlerts(_ request: HTTPRequest, rest: [String], principal: Principal) throws {
         guard request.method == "GET" || request.method == "HEAD" else {
             throw APIError(status: 405, code: "method_not_allowed", message: "\(request.path) takes GET, not \(request.method)")
         }
         let query = request.query
         switch rest.count {
         case 1:
-            let filter: LiveState.Filter = query["queues"].map { Set($0.split(separator: ",").map(String.init)) }
+            let filter: LiveState.Filter = principal.narrow(query["queues"].map { Set($0.split(separator: ",").map(String.init)) })
             server?.respond(request.id, .json(status: 200, "{\"alerts\":" + LiveState.alertsJSON(state.alerts.firing, filter: filter) + "}"))
         case 2 where rest[1] == "dead-letters":
             let limit = try query["limit"].map { text -> Int in

@@ -33,7 +33,12 @@ final class DatabasePool: @unchecked Sendable {
 
     /// Runs `job` with a connected store on a worker; `done` gets its result on that worker's
     /// thread. Returns false (and runs nothing) when the pool is saturated.
-    func submit<R: Sendable>(_ job: @escaping (InteractionStore) throws -> R,
+    ///
+    /// When the connection dies under a job, a `replayable` job (a read, or a write whose
+    /// idempotency key makes a second run answer with the first one's result) runs once more on
+    /// a new connection. Any other write is never run again: its commit may have happened, so
+    /// it fails with `WriteOutcomeUnknown`.
+    func submit<R: Sendable>(_ job: @escaping (InteractionStore) throws -> R, replayable: Bool = true,
                              done: @escaping @Sendable (Result<R, Error>) -> Void) -> Bool {
         let worker: Worker? = lock.withLock {
             guard let w = workers.min(by: { $0.pending < $1.pending }), w.pending < maxPending / workers.count + 1
@@ -58,9 +63,10 @@ final class DatabasePool: @unchecked Sendable {
                 worker.lastUsed = Date()
                 do {
                     result = .success(try jobBox.value(worker.store!))
-                } catch StoreError.unavailable {
-                    // The connection died under us (a database restart): once more on a new one.
-                    // A write that did commit is refused the second time by the life cycle.
+                } catch StoreError.unavailable(let message) {
+                    // The connection died under us (a database restart).
+                    worker.store = nil
+                    guard replayable else { throw WriteOutcomeUnknown(message: message) }
                     worker.store = try InteractionStore(conninfo: conninfo)
                     result = .success(try jobBox.value(worker.store!))
                 }
@@ -83,6 +89,11 @@ extension DatabasePool {
         for worker in workers { worker.queue.async(group: group) {} }
         return group.wait(timeout: .now() + timeout) == .success
     }
+}
+
+/// The connection broke while a write ran: it may or may not have committed.
+struct WriteOutcomeUnknown: Error, Sendable {
+    var message: String
 }
 
 /// Carries a non-Sendable value to a queue that is its only user from then on.

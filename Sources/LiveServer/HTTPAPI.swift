@@ -6,18 +6,30 @@ import LWS
 /// The HTTP API (docs/openapi.json): reads answered from the board on the loop, everything that
 /// needs PostgreSQL on a database worker.
 extension LiveService {
-    /// Paths that need a token (the OpenAPI document, health and metrics do not).
-    func needsToken(_ path: String) -> Bool {
-        (path == "/api" || path.hasPrefix("/api/")) && path != "/api/openapi.json"
+    /// The principal of a request, checked against its endpoint (nil: a public path). Only the
+    /// Authorization header carries a token: a URL ends up in logs.
+    func principal(_ head: HTTPRequestHead) throws -> Principal? {
+        guard let endpoint = Endpoint.of(method: head.method, path: head.path) else { return nil }
+        var secret: String?
+        if let header = head.headers["authorization"] {
+            let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+            if parts.first?.lowercased() == "bearer" { secret = parts.count > 1 ? String(parts[1]).trimmingCharacters(in: .whitespaces) : "" }
+        }
+        switch state.access.authorize(secret, loopback: isLoopback(head.peer), for: endpoint) {
+        case .success(let p): return p
+        case .failure(let refusal): throw refusal.apiError
+        }
     }
 
-    func authorized(_ head: HTTPRequestHead) -> Bool {
-        let tokens = configuration.tokens
-        guard !tokens.isEmpty else { return true }
-        if let header = head.headers["authorization"], header.hasPrefix("Bearer ") {
-            return tokens.contains(String(header.dropFirst(7)))
+    /// Writes take JSON only: a form post or a `no-cors` fetch from another site cannot send it.
+    func checkContentType(_ head: HTTPRequestHead) throws {
+        guard ["POST", "PUT", "PATCH"].contains(head.method), Endpoint.of(method: head.method, path: head.path) != nil else { return }
+        let type = head.headers["content-type"]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+        guard type == "application/json" else {
+            throw APIError(status: 415, code: "unsupported_media_type",
+                           message: "a write must be sent as application/json, not \(head.headers["content-type"].map { "\"\($0.prefix(60))\"" } ?? "without a Content-Type")",
+                           hint: "send Content-Type: application/json")
         }
-        return head.query["token"].map(tokens.contains) ?? false
     }
 
     func route(_ request: HTTPRequest, server: LWSServer) throws {
@@ -50,12 +62,12 @@ extension LiveService {
             server.respond(request.id, .json(status: 200, configuration.openAPIDocument))
             return
         }
-        guard authorized(request.head) else { throw APIError.unauthorized }
+        guard let principal = try principal(request.head) else { throw APIError.unauthorized }
         let query = request.query
         switch (method, rest.count, rest.first) {
         case ("GET", 1, "board"):
             // Encoded off the loop like every snapshot: a large board takes tens of milliseconds.
-            let filter = query["queues"].map { Set($0.split(separator: ",").map(String.init)) }
+            let filter = principal.narrow(query["queues"].map { Set($0.split(separator: ",").map(String.init)) })
             let job = state.snapshotJob(filters: [filter], now: Date())
             let id = request.id
             let mailbox = server.mailbox
@@ -70,7 +82,11 @@ extension LiveService {
                 return n
             } ?? 50
             let queue = query["queue"]
-            database(request) { store in Wire.history(try store.history(limit: limit, queue: queue)) }
+            if let queue, !principal.sees(queue: queue) {
+                throw APIError(status: 403, code: "forbidden", message: "that queue is outside this token's queues")
+            }
+            let scope = principal.queues.map { Array($0).sorted() }
+            database(request) { store in Wire.history(try store.history(limit: limit, queue: queue, queues: scope)) }
         case ("GET", 2, "interactions"), ("GET", 3, "interactions"):
             let id = try interactionID(rest[1])
             guard rest.count == 2 || rest[2] == "path" else {
@@ -79,7 +95,11 @@ extension LiveService {
             let live = state.board.interactions[id]
             let withLive = rest.count == 2
             database(request) { store in
-                guard let path = try store.callerPath(of: id) else {
+                // A token of some queues sees a path only when it stays in them (a step not yet
+                // routed names no queue); otherwise it is as unknown as an id that does not exist.
+                guard let path = try store.callerPath(of: id),
+                      principal.queues == nil || (path.interactions.allSatisfy { $0.queue == nil || principal.sees(queue: $0.queue) }
+                                                  && path.interactions.contains { principal.sees(queue: $0.queue) }) else {
                     throw APIError(status: 404, code: "unknown_interaction", message: "unknown interaction \(id)")
                 }
                 if !withLive { return Wire.path(path) }
@@ -91,18 +111,23 @@ extension LiveService {
                 return w.text
             }
         case ("POST", 1, "interactions"):
-            let op = try IngestOperation.parse(try jsonObject(request.body), op: "create")
-            ingest(request, [op], status: 201)
+            let (body, key) = try writeBody(request)
+            let op = try IngestOperation.parse(body, op: "create")
+            ingest(request, [op], status: 201, key: key, principal: principal)
         case ("POST", 3, "interactions") where rest[2] == "transitions":
-            let op = try IngestOperation.parse(try jsonObject(request.body), op: "transition", interaction: try interactionID(rest[1]))
-            ingest(request, [op], status: 200)
+            let (body, key) = try writeBody(request)
+            let op = try IngestOperation.parse(body, op: "transition", interaction: try interactionID(rest[1]))
+            ingest(request, [op], status: 200, key: key, principal: principal)
         case ("POST", 3, "interactions") where rest[2] == "transfers":
-            let op = try IngestOperation.parse(try jsonObject(request.body), op: "transfer", interaction: try interactionID(rest[1]))
-            ingest(request, [op], status: 201)
+            let (body, key) = try writeBody(request)
+            let op = try IngestOperation.parse(body, op: "transfer", interaction: try interactionID(rest[1]))
+            ingest(request, [op], status: 201, key: key, principal: principal)
         case ("POST", 1, "batch"):
-            ingest(request, try IngestOperation.parseBatch(try jsonObject(request.body)), status: 200, batch: true)
+            let (body, key) = try writeBody(request)
+            ingest(request, try IngestOperation.parseBatch(body), status: 200, batch: true, key: key, principal: principal)
         case ("POST", 1, "queues"):
-            var f = Fields(try jsonObject(request.body))
+            let (body, key) = try writeBody(request)
+            var f = Fields(body)
             let q = QueueConfig(
                 id: try f.string("id", required: true, maxLength: 64) ?? "", name: try f.string("name", required: true) ?? "",
                 serviceLevelSeconds: Int(try f.int("serviceLevelSeconds", range: 1...86400) ?? 20),
@@ -114,18 +139,19 @@ extension LiveService {
                 excludeShortAbandons: try f.bool("excludeShortAbandons") ?? true,
                 shortAbandonSeconds: Int(try f.int("shortAbandonSeconds", range: 1...3600) ?? 5))
             try f.finish()
-            database(request) { store in
+            write(request, status: 200, key: key, principal: principal) { store in
                 try store.upsertQueue(q)
                 return "{\"id\":" + jsonString(q.id) + "}"
             }
         case (_, _, "alerts"):
-            try routeAlerts(request, rest: rest)
+            try routeAlerts(request, rest: rest, principal: principal)
         case ("POST", 1, "agents"):
-            var f = Fields(try jsonObject(request.body))
+            let (body, key) = try writeBody(request)
+            var f = Fields(body)
             let a = AgentConfig(id: try f.string("id", required: true, maxLength: 64) ?? "", name: try f.string("name", required: true) ?? "",
                                 queues: try f.strings("queues") ?? [], isVoiceApplication: try f.bool("voiceApplication") ?? false)
             try f.finish()
-            database(request) { store in
+            write(request, status: 200, key: key, principal: principal) { store in
                 try store.upsertAgent(a)
                 return "{\"id\":" + jsonString(a.id) + "}"
             }
@@ -171,16 +197,22 @@ extension LiveService {
         return id
     }
 
-    /// Runs `job` on a database worker and answers with its JSON (or its error).
+    /// Runs `job` (a read) on a database worker and answers with its JSON (or its error).
     func database(_ request: HTTPRequest, status: Int = 200, _ job: @escaping (InteractionStore) throws -> String) {
+        respondFromPool(request, replayable: true) { store in .json(status: status, try job(store)) }
+    }
+
+    /// Runs `job` on a database worker and answers with its response (or its error). A job that
+    /// is not `replayable` never runs twice (see `DatabasePool.submit`).
+    func respondFromPool(_ request: HTTPRequest, replayable: Bool, _ job: @escaping (InteractionStore) throws -> HTTPResponse) {
         guard let server else { return }
         let id = request.id
         let mailbox = server.mailbox
         let bound = LoopBound(server, server: server)
-        let accepted = pool.submit(job) { result in
+        let accepted = pool.submit(job, replayable: replayable) { result in
             mailbox.post {
                 switch result {
-                case .success(let body): bound.value.respond(id, .json(status: status, body))
+                case .success(let response): bound.value.respond(id, response)
                 case .failure(let error): bound.value.respond(id, APIError(error).response)
                 }
             }
@@ -191,9 +223,10 @@ extension LiveService {
         }
     }
 
-    func ingest(_ request: HTTPRequest, _ operations: [IngestOperation], status: Int, batch: Bool = false) {
+    func ingest(_ request: HTTPRequest, _ operations: [IngestOperation], status: Int, batch: Bool = false,
+                key: String?, principal: Principal) {
         state.countIngest(operations.count)
-        database(request, status: status) { store in
+        write(request, status: status, key: key, principal: principal) { store in
             func run() throws -> [IngestResult] {
                 var results: [IngestResult] = []
                 var created: [Int64] = []
@@ -202,6 +235,9 @@ extension LiveService {
                         let r = try op.perform(store, results: created)
                         results.append(r)
                         created.append(r.id)
+                    } catch StoreError.unavailable(let message) {
+                        // The pool decides what a broken connection means for a write.
+                        throw StoreError.unavailable(message)
                     } catch {
                         throw APIError(error, index: batch ? index : nil)
                     }

@@ -36,6 +36,10 @@ struct APIError: Error, Sendable {
             self.init(status: refusal.httpStatus, code: refusal.code, message: message, hint: hint, sqlState: refusal.rawValue)
         case StoreError.unavailable(let message):
             self.init(status: 503, code: "database_unavailable", message: message, hint: "retry later")
+        case let e as WriteOutcomeUnknown:
+            self.init(status: 503, code: "write_outcome_unknown",
+                      message: "the database connection broke during the write, which may or may not have been applied: \(e.message)",
+                      hint: "send it again with the same Idempotency-Key header (a replay is then safe), or check before writing again")
         case StoreError.database(let e):
             self.init(status: 500, code: "database_error", message: e.message, sqlState: e.sqlState)
         default:
@@ -113,7 +117,7 @@ enum IngestOperation: Sendable, Equatable {
         }
     }
 
-    /// Parses `{"operations": [...]}`.
+    /// Parses `{"operations": [...]}` (an `idempotencyKey` is taken out before).
     static func parseBatch(_ object: [String: Any]) throws -> [IngestOperation] {
         guard let list = object["operations"] as? [Any] else {
             throw APIError.badRequest("a batch is {\"operations\": [ ... ]}")

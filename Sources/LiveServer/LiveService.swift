@@ -16,8 +16,11 @@ import Logging
 /// then `shutdown()` from the server's `beforeDestroy`.
 public final class LiveService: LWSServerDelegate {
     public struct Configuration: Sendable {
-        /// Accepted tokens; empty: every token (a demo server).
-        public var tokens: Set<String> = []
+        /// SHA-256 (hex) of the bootstrap token, an admin token that is not stored (given by an
+        /// environment variable or a file, never on the command line).
+        public var bootstrapTokenHash: String?
+        /// Seconds between rereads of the tokens (expiries; NOTIFY brings other changes at once).
+        public var tokenReloadSeconds: TimeInterval = 1
         /// Deltas kept for resuming clients.
         public var resumeCapacity = 100_000
         public var heartbeatSeconds: TimeInterval = 5
@@ -49,6 +52,8 @@ public final class LiveService: LWSServerDelegate {
     let alertDispatcher: AlertDispatcher
     /// The last read of the live figures failed (loop thread only).
     var figuresFailing = false
+    private var lastTokenReload = Date()
+    private var tokenReloadInFlight = false
 
     /// Loads the board from the store (on the calling thread) and prepares the service.
     public init(conninfo: String, configuration: Configuration, logger: Logger) throws {
@@ -60,7 +65,9 @@ public final class LiveService: LWSServerDelegate {
         self.logger = logger
         let store = try InteractionStore(conninfo: conninfo)
         let (board, skipped) = try store.loadBoard(dayStart: Calendar.current.startOfDay(for: Date()))
-        state = LiveState(board: board, limits: limits, tokens: configuration.tokens, now: Date(), alerts: configuration.alerts)
+        let stored = try store.tokens()
+        let access = TokenTable(stored, bootstrapHash: configuration.bootstrapTokenHash)
+        state = LiveState(board: board, limits: limits, access: access, now: Date(), alerts: configuration.alerts)
         let firing = try Outbox(connection: store.connection).activeAlerts()
         state.restoreAlerts(firing)
         if !firing.isEmpty { logger.info("\(firing.count) alerts were firing when the server stopped; they go on with the same ids") }
@@ -69,6 +76,11 @@ public final class LiveService: LWSServerDelegate {
         pool = DatabasePool(conninfo: conninfo, size: configuration.databaseWorkers, logger: logger)
         figuresPool = DatabasePool(conninfo: conninfo, size: 1, maxPending: 2, logger: logger)
         logger.info("board loaded: \(board.interactions.count) live interactions, \(board.queues.count) queues, \(board.agents.count) agents; tailing from \(board.position)")
+        if access.isOpen {
+            logger.notice("no tokens configured: serving only clients on this machine (loopback); create one with: sightline token create --name NAME --role ROLE")
+        } else {
+            logger.info("tokens: \(stored.filter { $0.status == .active }.count) active\(access.bootstrapHash != nil ? ", and the bootstrap token" : "")")
+        }
         if !skipped.isEmpty {
             _ = state.rowsArrived(skipped, now: Date())
             logger.warning("\(skipped.count) log rows of live interactions could not be read and were skipped; see /healthz")
@@ -182,6 +194,9 @@ public final class LiveService: LWSServerDelegate {
             tailer.applied(rows.count)
         case .configurationChanged:
             perform(state.reloadConfiguration())
+        case .tokensChanged:
+            reloadTokens()
+
         case .alive:
             state.tailerAlive(now: now)
         case .databaseUp:
@@ -204,13 +219,14 @@ public final class LiveService: LWSServerDelegate {
                 server.respond(request.id, APIError(error).response)
             }
         case .opened(let connection, let upgrade):
-            perform(state.clientOpened(connection, query: upgrade.query, now: now))
+            perform(state.clientOpened(connection, query: upgrade.query, loopback: isLoopback(upgrade.peer), now: now))
         case .message(let connection, let text):
             perform(state.clientMessage(connection, text, now: now))
         case .closed(let connection):
             state.clientClosed(connection)
         case .tick:
             perform(state.tick(now: now))
+            if now.timeIntervalSince(lastTokenReload) >= configuration.tokenReloadSeconds { reloadTokens() }
         case .timer:
             state.clientsBacklogged(server.backloggedConnectionCount)
             perform(state.flush(now: now))
@@ -218,8 +234,36 @@ public final class LiveService: LWSServerDelegate {
     }
 
     public func server(_ server: LWSServer, shouldAccept head: HTTPRequestHead) -> HTTPResponse? {
-        guard needsToken(head.path), !authorized(head) else { return nil }
-        return APIError.unauthorized.response
+        do {
+            _ = try principal(head)
+            try checkContentType(head)
+            return nil
+        } catch {
+            return APIError(error).response
+        }
+    }
+
+    /// Rereads the tokens off the loop (at most one read at a time).
+    private func reloadTokens() {
+        guard let server, !tokenReloadInFlight else { return }
+        tokenReloadInFlight = true
+        lastTokenReload = Date()
+        let mailbox = server.mailbox
+        let bound = LoopBound(self, server: server)
+        let accepted = pool.submit({ store in try store.tokens() }) { result in
+            mailbox.post {
+                let service = bound.value
+                service.tokenReloadInFlight = false
+                switch result {
+                case .success(let stored):
+                    let table = TokenTable(stored, bootstrapHash: service.configuration.bootstrapTokenHash)
+                    service.perform(service.state.tokensLoaded(table, now: Date()))
+                case .failure(let error):
+                    service.logger.warning("cannot read the tokens (the ones known are kept): \(error)")
+                }
+            }
+        }
+        if !accepted { tokenReloadInFlight = false }
     }
 }
 

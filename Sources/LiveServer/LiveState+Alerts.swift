@@ -25,11 +25,17 @@ extension LiveState {
             effects.append(.log(a.state == .firing ? .warning : .info, "alert \(a.state.rawValue): \(a.rule.rawValue) \(a.summary) [\(a.id)]"))
             let message = OutgoingMessage("{\"type\":\"alert\",\"alert\":" + AlertJSON.text(a) + "}")
             for (connection, session) in sessions.sorted(by: { $0.key < $1.key })
-            where session.subscription.isLive && !session.awaitingSnapshot && Self.shows(a, to: session.subscription.queues) {
+            where session.subscription.isLive && !session.awaitingSnapshot && Self.shows(a, to: session) {
                 effects.append(.send(connection, message))
             }
         }
         return effects
+    }
+
+    /// To a session: as to its filter (never wider than its token's queues), and to a wallboard
+    /// only when it names no call or agent.
+    static func shows(_ alert: Alert, to session: Session) -> Bool {
+        shows(alert, to: session.subscription.queues) && (!session.isWallboard || (alert.agent == nil && alert.interaction == nil))
     }
 
     /// An alert of a queue goes to the dashboards that watch it; one without a queue (the stream

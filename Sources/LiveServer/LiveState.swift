@@ -94,6 +94,13 @@ struct LiveState {
         var subscription: Subscription
         /// A snapshot was asked for and has not been sent: no deltas until it is.
         var awaitingSnapshot = false
+        /// The client's address is this machine (tokens may be optional then).
+        var loopback = false
+        /// The figures last sent to a wallboard session.
+        var lastFigures: String?
+
+        /// A wallboard token's session: figures only (WallboardView).
+        var isWallboard: Bool { subscription.principal?.role == .wallboard }
     }
 
     struct Counters: Sendable {
@@ -120,7 +127,8 @@ struct LiveState {
     }
 
     let limits: Limits
-    let tokens: Set<String>
+    /// The tokens accepted now (reloaded from SQL; `tokensLoaded`).
+    private(set) var access: TokenTable
     private(set) var board: LiveBoard
     private(set) var deltaLog: DeltaLog
     private(set) var sessions: [ConnectionID: Session] = [:]
@@ -159,12 +167,12 @@ struct LiveState {
         var message: OutgoingMessage
     }
 
-    init(board: LiveBoard, limits: Limits, tokens: Set<String>, now: Date,
+    init(board: LiveBoard, limits: Limits, access: TokenTable, now: Date,
          alerts: AlertConfiguration = AlertConfiguration()) {
         self.board = board
         self.alerts = AlertEvaluator(configuration: alerts)
         self.limits = limits
-        self.tokens = tokens
+        self.access = access
         deltaLog = DeltaLog(capacity: limits.resumeCapacity, floor: board.position)
         flushedPosition = board.position
         tickMilliseconds = Double(limits.batchMilliseconds)
@@ -291,7 +299,8 @@ struct LiveState {
         guard !entries.isEmpty else { return [] }
         var frames: [Filter: [OutgoingMessage]] = [:]
         var effects: [Effect] = []
-        for (connection, session) in sessions where session.subscription.isLive && !session.awaitingSnapshot {
+        effects += wallboardFigures(position: position)
+        for (connection, session) in sessions where session.subscription.isLive && !session.awaitingSnapshot && !session.isWallboard {
             let filter = session.subscription.queues
             if frames[filter] == nil {
                 frames[filter] = framed(entries, filter: filter, position: position)
@@ -300,6 +309,21 @@ struct LiveState {
                 effects.append(.send(connection, frame))
                 counters.deltaFramesSent += 1
             }
+        }
+        return effects
+    }
+
+    /// A `wallboard` message to every wallboard session whose counts changed.
+    private mutating func wallboardFigures(position: LogPosition) -> [Effect] {
+        var computed: [Filter: String] = [:]
+        var effects: [Effect] = []
+        for (connection, session) in sessions where session.isWallboard && session.subscription.isLive && !session.awaitingSnapshot {
+            let filter = session.subscription.queues
+            let figures = computed[filter] ?? WallboardView.figuresJSON(board, filter: filter)
+            computed[filter] = figures
+            guard figures != session.lastFigures else { continue }
+            sessions[connection]?.lastFigures = figures
+            effects.append(.send(connection, OutgoingMessage(WallboardView.figuresMessage(figures, position: position))))
         }
         return effects
     }
@@ -394,16 +418,43 @@ struct LiveState {
         return effects
     }
 
+    // MARK: Tokens
+
+    /// The tokens as SQL reports them now (on NOTIFY and every second): the streams of tokens
+    /// that were revoked or expired close (4401), as do all when the server's mode changed.
+    mutating func tokensLoaded(_ table: TokenTable, now: Date) -> [Effect] {
+        guard table != access else { return [] }
+        let wasOpen = access.isOpen
+        access = table
+        var effects: [Effect] = []
+        if wasOpen != table.isOpen {
+            effects.append(.log(.warning, table.isOpen ? "no tokens configured any more: serving only clients on this machine"
+                                                       : "tokens are configured now: every client needs one"))
+        }
+        for (connection, session) in sessions.sorted(by: { $0.key < $1.key }) where session.subscription.principal != nil {
+            guard case .failure(let refusal) = access.authorize(session.subscription.token, loopback: session.loopback, for: .live)
+            else { continue }
+            var s = session
+            let actions = s.subscription.accessEnded(refusal)
+            sessions[connection] = s
+            effects += perform(actions, for: connection, now: now)
+        }
+        return effects
+    }
+
     // MARK: Sessions
 
-    mutating func clientOpened(_ connection: ConnectionID, query: QueryItems, now: Date) -> [Effect] {
-        sessions[connection] = Session(subscription: Subscription(openedAt: now))
+    mutating func clientOpened(_ connection: ConnectionID, query: QueryItems, loopback: Bool = true, now: Date) -> [Effect] {
+        sessions[connection] = Session(subscription: Subscription(openedAt: now), loopback: loopback)
         counters.connectionsOpened += 1
-        // `/live?token=...&queues=a,b&resume=P` subscribes at once (clients that cannot send a
-        // first message, like load generators; browsers send `hello`).
-        guard query["token"] != nil || query["subscribe"] != nil else { return [] }
+        // A URL ends up in logs (proxies, browser history): the token goes in the hello.
+        if query["token"] != nil {
+            return close(connection, code: 4400, reason: "send the token in the hello message, not in the URL")
+        }
+        // `/live?subscribe=1&queues=a,b&resume=P` subscribes at once (clients that cannot send a
+        // first message, like load generators, where no token is needed; browsers send `hello`).
+        guard query["subscribe"] != nil else { return [] }
         var hello: [String: Any] = ["type": "hello"]
-        hello["token"] = query["token"]
         hello["queues"] = query["queues"].map { $0.split(separator: ",").map(String.init) }
         hello["resume"] = query["resume"]
         guard let data = try? JSONSerialization.data(withJSONObject: hello), let text = String(data: data, encoding: .utf8) else {
@@ -414,10 +465,11 @@ struct LiveState {
 
     mutating func clientMessage(_ connection: ConnectionID, _ text: String, now: Date) -> [Effect] {
         guard var session = sessions[connection] else { return [] }
+        let loopback = session.loopback
         let actions = session.subscription.received(
             text,
             canResume: { [deltaLog, flushedPosition] in deltaLog.covers($0, newest: flushedPosition) },
-            tokenAccepted: { [tokens] token in tokens.isEmpty || token.map(tokens.contains) == true })
+            admit: { [access] token in access.authorize(token, loopback: loopback, for: .live) })
         sessions[connection] = session
         return perform(actions, for: connection, now: now)
     }
@@ -464,7 +516,7 @@ struct LiveState {
     /// `resumed`, then every delta after `from` up to what went out to everyone; a snapshot
     /// instead when that is more than `maxReplayDeltas`.
     private mutating func resume(_ connection: ConnectionID, from: LogPosition, now: Date) -> [Effect] {
-        guard let session = sessions[connection], deltaLog.covers(from, newest: flushedPosition) else {
+        guard let session = sessions[connection], !session.isWallboard, deltaLog.covers(from, newest: flushedPosition) else {
             return requestSnapshot(connection, now: now)
         }
         let missed = deltaLog.after(from).prefix { $0.position <= flushedPosition }
@@ -484,6 +536,16 @@ struct LiveState {
     private mutating func requestSnapshot(_ connection: ConnectionID, now: Date) -> [Effect] {
         guard let session = sessions[connection] else { return [] }
         let filter = session.subscription.queues
+        if session.isWallboard {
+            // Small (a few numbers per queue): built here, with everything applied sent first.
+            let flushed = flush(now: now)
+            let figures = WallboardView.figuresJSON(board, filter: filter)
+            sessions[connection]?.awaitingSnapshot = false
+            sessions[connection]?.lastFigures = figures
+            counters.snapshotsSent += 1
+            let text = WallboardView.snapshot(snapshotJob(filters: [], now: now), filter: filter, figures: figures)
+            return flushed + [.send(connection, OutgoingMessage(text))]
+        }
         if let cached = snapshotCache[filter], now.timeIntervalSince(cached.builtAt) <= limits.snapshotMaxAge,
            deltaLog.covers(cached.position, newest: flushedPosition),
            deltaLog.after(cached.position).count <= limits.snapshotMaxCatchUp {
@@ -650,7 +712,10 @@ struct SnapshotJob: Sendable {
                     o.field("agents") { w in
                         let agents = board.agents.values.filter { a in filter == nil || a.queues.contains { wants($0) } }
                         w.array(agents.sorted { $0.id < $1.id }) { w, a in
-                            Wire.agent(a, presence: a.isVoiceApplication ? nil : board.presence(of: a.id),
+                            // An agent of several queues shows only the queues of the filter.
+                            var shown = a
+                            if filter != nil { shown.queues = a.queues.filter { wants($0) } }
+                            Wire.agent(shown, presence: a.isVoiceApplication ? nil : board.presence(of: a.id),
                                        today: board.agentToday[a.id] ?? AgentToday(), into: &w)
                         }
                     }
@@ -663,22 +728,25 @@ struct SnapshotJob: Sendable {
                         let live = board.interactions.values.filter { wants($0.queue) }.sorted { $0.id < $1.id }
                         w.array(live) { w, i in Wire.interaction(i, into: &w) }
                     }
-                    o.field("depth") { w in
-                        w.object { o in
-                            for (queue, samples) in depth.sorted(by: { $0.key < $1.key }) where wants(queue) {
-                                o.field(queue) { w in
-                                    w.array(samples) { w, s in
-                                        w.raw("[")
-                                        w.date(s.at)
-                                        w.raw(",\(s.waiting)]")
-                                    }
-                                }
-                            }
-                        }
-                    }
+                    o.field("depth") { Self.depth(depth, filter: filter, into: &$0) }
                 }
             }
         }
         return w.text
+    }
+
+    /// `{"queue": [[time, waiting], ...], ...}` of the queues `filter` takes.
+    static func depth(_ depth: [String: [DepthSample]], filter: LiveState.Filter, into w: inout JSONWriter) {
+        w.object { o in
+            for (queue, samples) in depth.sorted(by: { $0.key < $1.key }) where Subscription.wants(filter: filter, queue: queue) {
+                o.field(queue) { w in
+                    w.array(samples) { w, s in
+                        w.raw("[")
+                        w.date(s.at)
+                        w.raw(",\(s.waiting)]")
+                    }
+                }
+            }
+        }
     }
 }

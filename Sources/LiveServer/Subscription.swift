@@ -24,8 +24,11 @@ struct Subscription: Sendable {
     static let resyncWindow: TimeInterval = 60
 
     private(set) var phase: Phase
-    /// nil: every queue.
+    /// nil: every queue. Never wider than the principal's scope.
     private(set) var queues: Set<String>?
+    /// Who the first accepted hello authenticated as; later hellos keep the same token.
+    private(set) var principal: Principal?
+    private(set) var token: String?
     private var resyncs: [Date] = []
 
     init(openedAt: Date) {
@@ -48,9 +51,9 @@ struct Subscription: Sendable {
     }
 
     /// A text message from the client. `canResume` says whether the server still holds every
-    /// delta after a position; `tokenAccepted` checks a token.
+    /// delta after a position; `admit` authenticates a hello's token for the stream.
     mutating func received(_ text: String, canResume: (LogPosition) -> Bool,
-                           tokenAccepted: (String?) -> Bool) -> [Action] {
+                           admit: (String?) -> Result<Principal, AccessRefusal>) -> [Action] {
         guard phase != .closed else { return [] }
         guard StrictJSON.isValid(Array(text.utf8)), let data = text.data(using: .utf8),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
@@ -61,7 +64,14 @@ struct Subscription: Sendable {
         case "hello":
             let token = object["token"]
             if token != nil, !(token is String), !(token is NSNull) { return close(4400, "bad message: token must be a string") }
-            guard tokenAccepted(token as? String) else { return close(4401, "token refused") }
+            if principal != nil, (token as? String) != self.token {
+                return close(4403, "a connection keeps the token of its first hello: open a new one for another token")
+            }
+            let admitted: Principal
+            switch admit(token as? String) {
+            case .success(let p): admitted = p
+            case .failure(let refusal): return close(refusal.closeCode, refusal.message)
+            }
             var filter: Set<String>?
             switch object["queues"] {
             case nil, is NSNull: filter = nil
@@ -83,6 +93,10 @@ struct Subscription: Sendable {
             default:
                 return close(4400, "bad message: resume must be a position string")
             }
+            // A hello never widens what the token may see.
+            filter = admitted.narrow(filter)
+            principal = admitted
+            self.token = token as? String
             let wasLive = phase == .live
             let sameFilter = filter == queues
             queues = filter
@@ -107,6 +121,12 @@ struct Subscription: Sendable {
             return close(4429, "too slow: fell behind \(resyncs.count) times in \(Int(Self.resyncWindow)) s")
         }
         return [.sendSnapshot]
+    }
+
+    /// The token of this connection was revoked or expired (or the server's mode changed).
+    mutating func accessEnded(_ refusal: AccessRefusal) -> [Action] {
+        guard phase != .closed else { return [] }
+        return close(refusal.closeCode, refusal.message)
     }
 
     mutating func tick(now: Date) -> [Action] {

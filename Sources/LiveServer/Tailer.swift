@@ -31,7 +31,7 @@ struct Backoff: Sendable {
 /// reads `readLog(after: cursor)` when woken. The read takes only rows of finished
 /// transactions, so a row held back by an older transaction still running is read when that
 /// one ends: its own NOTIFY wakes us, and a slow fallback poll covers older transactions that
-/// write no log rows. NOTIFY `sightline_config` (queues or agents changed) is passed on. The log
+/// write no log rows. NOTIFY `sightline_config` (queues or agents changed) and `sightline_tokens` are passed on. The log
 /// query never runs on the event-loop thread.
 ///
 /// This is the handle other threads hold: a stop flag, the count of rows handed over but not
@@ -41,6 +41,8 @@ final class Tailer: Sendable {
     enum Event: Sendable {
         case rows([LogRow])
         case configurationChanged
+        /// NOTIFY sightline_tokens: a token was created, revoked or changed.
+        case tokensChanged
         /// The tailer is polling and the connection is fine (at most once a second while idle).
         case alive
         case databaseUp
@@ -108,6 +110,7 @@ private struct TailerLoop {
                 let store = try InteractionStore(conninfo: conninfo)
                 try store.connection.query("listen sightline_log")
                 try store.connection.query("listen sightline_config")
+                try store.connection.query("listen sightline_tokens")
                 if !up { logger.notice("database connection back; catching up from \(cursor)") }
                 up = true
                 backoff.succeeded()
@@ -155,6 +158,7 @@ private struct TailerLoop {
                 throw StoreError.unavailable("connection closed")
             }
             if notes.contains(where: { $0.channel == "sightline_config" }) { deliver(.configurationChanged) }
+            if notes.contains(where: { $0.channel == "sightline_tokens" }) { deliver(.tokensChanged) }
             if notes.isEmpty { quietReads += 1 } else { quietReads = 0 }
             if Date().timeIntervalSince(lastAlive) >= 1 {
                 lastAlive = Date()

@@ -20,11 +20,15 @@ struct Serve: ParsableCommand {
     @Option(help: "Folder of the dashboard pages (default: the project's web/).")
     var web: String?
 
-    @Option(name: .customLong("token"), help: "A token clients must present (repeatable). None: any token is accepted (demo).")
-    var tokens: [String] = []
+    @Option(name: .customLong("bootstrap-token-file"),
+            help: "A file holding an admin token that is not stored (to create the first tokens over the API; also $SIGHTLINE_BOOTSTRAP_TOKEN). Tokens never go on the command line.")
+    var bootstrapTokenFile: String?
 
-    @Option(name: .customLong("allowed-origin"), help: "An Origin allowed to open the WebSocket (repeatable). Default: the server's own host.")
+    @Option(name: .customLong("allowed-origin"), help: "A page Origin allowed to open the WebSocket and to write (repeatable). Default: the server's own host.")
     var allowedOrigins: [String] = []
+
+    @Option(name: .customLong("allowed-host"), help: "A host name clients may use in the Host header (repeatable; '*': any). Default: the listen address, localhost, 127.0.0.1, ::1 and this machine's name.")
+    var allowedHosts: [String] = []
 
     @Flag(help: "Compress WebSocket messages (permessage-deflate; about 88 KB of memory per client).")
     var deflate = false
@@ -98,7 +102,7 @@ struct Serve: ParsableCommand {
             _ = try options.connectAndMigrate(logger: logger)
 
             var config = LiveService.Configuration()
-            config.tokens = Set(tokens)
+            config.bootstrapTokenHash = try bootstrapToken().map(TokenSecret.hashHex)
             config.resumeCapacity = resumeCapacity
             config.databaseWorkers = databaseWorkers
             config.heartbeatSeconds = heartbeatSeconds
@@ -120,6 +124,8 @@ struct Serve: ParsableCommand {
             lws.permessageDeflate = deflate
             lws.maxOutgoingBytesPerConnection = clientBuffer
             lws.allowedOrigins = allowedOrigins.isEmpty ? nil : allowedOrigins
+            lws.allowedHosts = hostNames(listenHost: host)
+            logger.info("answering to the host names \(lws.allowedHosts.map { $0.joined(separator: ", ") } ?? "(any)"); add others with --allowed-host")
             lws.tlsCertificatePath = tlsCert
             lws.tlsPrivateKeyPath = tlsKey
             lws.bodyTimeoutSeconds = bodyTimeoutSeconds
@@ -154,6 +160,38 @@ struct Serve: ParsableCommand {
         } catch {
             throw ValidationError("--alerts \(path): \(error)")
         }
+    }
+
+    /// The bootstrap token, from $SIGHTLINE_BOOTSTRAP_TOKEN or --bootstrap-token-file (trimmed).
+    private func bootstrapToken() throws -> String? {
+        var text: String?
+        if let path = bootstrapTokenFile {
+            guard let contents = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ValidationError("cannot read --bootstrap-token-file \(path)")
+            }
+            text = contents
+        } else if let env = ProcessInfo.processInfo.environment["SIGHTLINE_BOOTSTRAP_TOKEN"] {
+            text = env
+        }
+        guard let token = text?.trimmingCharacters(in: .whitespacesAndNewlines) else { return nil }
+        guard token.utf8.count >= 16 else {
+            throw ValidationError("the bootstrap token must be at least 16 characters (sightline token generate makes one)")
+        }
+        return token
+    }
+
+    /// The names the Host header may carry (nil: any).
+    private func hostNames(listenHost: String) -> [String]? {
+        if allowedHosts.contains("*") { return nil }
+        var names = ["localhost", "127.0.0.1", "::1"]
+        if !["0.0.0.0", "::", ""].contains(listenHost) { names.append(listenHost.lowercased()) }
+        var buffer = [CChar](repeating: 0, count: 256)
+        if gethostname(&buffer, buffer.count) == 0 {
+            let name = String(cString: buffer).lowercased()
+            if !name.isEmpty { names.append(name) }
+        }
+        names += allowedHosts.map { $0.lowercased() }
+        return Array(Set(names)).sorted()
     }
 
     private func resolveDatabase(logger: Logger) throws -> String {

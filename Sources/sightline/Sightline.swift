@@ -9,7 +9,7 @@ struct Sightline: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sightline",
         abstract: "Real-time supervisor dashboard backend for contact centers.",
-        subcommands: [Serve.self, Migrate.self, Simulate.self],
+        subcommands: [Serve.self, Migrate.self, Simulate.self, TokenCommand.self],
         defaultSubcommand: nil
     )
 }

@@ -10,13 +10,13 @@ final class LiveStateTests: XCTestCase {
     var nextID: Int64 = 0
 
     func makeState(batchMilliseconds: Int = 15, snapshotMaxAge: TimeInterval = 1, maxReplay: Int = 20_000,
-                   tokens: Set<String> = []) throws -> LiveState {
+                   access: TokenTable = TokenTable()) throws -> LiveState {
         var board = LiveBoard(dayStart: Calendar.current.startOfDay(for: t0))
         for q in ["sales", "support"] { board.queues[q] = QueueConfig(id: q, name: q.capitalized) }
         board.setPosition(LogPosition(orderTx: 100, id: 0))
         let limits = try LiveState.Limits(resumeCapacity: 1000, heartbeatSeconds: 5, batchMilliseconds: batchMilliseconds,
                                           frameDeltas: 3, maxReplayDeltas: maxReplay, snapshotMaxAge: snapshotMaxAge)
-        return LiveState(board: board, limits: limits, tokens: tokens, now: t0)
+        return LiveState(board: board, limits: limits, access: access, now: t0)
     }
 
     /// A new interaction queued in `queue` (two rows), at positions after the last one.
@@ -273,11 +273,16 @@ final class LiveStateTests: XCTestCase {
     }
 
     func testHeartbeatsAndTokens() throws {
-        var state = try makeState(tokens: ["t1"])
-        _ = state.clientOpened(ConnectionID(1), query: QueryItems(fragments: ["token=t1"]), now: t0)
+        var state = try makeState(access: TokenTable(bootstrapHash: TokenSecret.hashHex("t1")))
+        _ = state.clientOpened(ConnectionID(1), query: QueryItems(), now: t0)
+        _ = state.clientMessage(ConnectionID(1), #"{"type":"hello","token":"t1"}"#, now: t0)
         XCTAssertTrue(state.sessions[ConnectionID(1)]?.subscription.isLive == true)
-        let refused = state.clientOpened(ConnectionID(2), query: QueryItems(fragments: ["token=nope"]), now: t0)
+        _ = state.clientOpened(ConnectionID(2), query: QueryItems(), now: t0)
+        let refused = state.clientMessage(ConnectionID(2), #"{"type":"hello","token":"nope"}"#, now: t0)
         XCTAssertTrue(refused.contains { if case .close(ConnectionID(2), 4401, _) = $0 { return true } else { return false } })
+        let inURL = state.clientOpened(ConnectionID(3), query: QueryItems(fragments: ["token=t1"]), now: t0)
+        XCTAssertTrue(inURL.contains { if case .close(ConnectionID(3), 4400, _) = $0 { return true } else { return false } },
+                      "a token in the URL is refused, even a good one")
         XCTAssertTrue(sends(state.tick(now: t0 + 4)).isEmpty)
         XCTAssertTrue(sends(state.tick(now: t0 + 5)).isEmpty, "still waiting for its snapshot: no heartbeat yet")
     }

@@ -7,7 +7,9 @@ final class SubscriptionTests: XCTestCase {
     let t0 = Date(timeIntervalSince1970: 1_800_000_000)
 
     func hello(_ s: inout Subscription, _ text: String, canResume: Bool = true, token: Bool = true) -> [Subscription.Action] {
-        s.received(text, canResume: { _ in canResume }, tokenAccepted: { _ in token })
+        s.received(text, canResume: { _ in canResume }, admit: { _ in
+            token ? .success(Principal(tokenID: 1, name: "t", role: .supervisor, queues: nil)) : .failure(.unknown)
+        })
     }
 
     func testHelloGivesASnapshotOrAResume() {
@@ -38,7 +40,7 @@ final class SubscriptionTests: XCTestCase {
             XCTAssertEqual(hello(&s, #"{"type":"hello"}"#), [], "nothing after close")
         }
         var s = Subscription(openedAt: t0)
-        XCTAssertEqual(hello(&s, #"{"type":"hello","token":"bad"}"#, token: false), [.close(code: 4401, reason: "token refused")])
+        XCTAssertEqual(hello(&s, #"{"type":"hello","token":"bad"}"#, token: false), [.close(code: 4401, reason: "token not recognised")])
     }
 
     func testHelloTimeoutAndSlowClients() {

@@ -35,11 +35,14 @@ def unique(prefix):
 class Sightline:
     """A running server plus helpers to drive it through its HTTP API."""
 
-    def __init__(self, database, binary, extra_args=(), preexec_fn=None):
+    def __init__(self, database, binary, extra_args=(), preexec_fn=None, env=None, token=None):
         self.database = database
         self.binary = binary
         self.extra_args = list(extra_args)
         self.preexec_fn = preexec_fn
+        self.env = dict(env or {})
+        # Sent as Authorization: Bearer by api() unless a request names its own.
+        self.token = token
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/live"
@@ -54,7 +57,7 @@ class Sightline:
         self.proc = subprocess.Popen(
             [self.binary, "serve", "--database", self.database, "--listen", f"127.0.0.1:{self.port}",
              "--log-level", "info", *self.extra_args],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, preexec_fn=self.preexec_fn)
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, preexec_fn=self.preexec_fn, env={**os.environ, **self.env})
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -134,6 +137,8 @@ class Sightline:
         req = urllib.request.Request(self.base_url + path, data=data, method=method)
         if data is not None:
             req.add_header("Content-Type", "application/json")
+        if self.token and not any(k.lower() == "authorization" for k in (headers or {})):
+            req.add_header("Authorization", f"Bearer {self.token}")
         for k, v in (headers or {}).items():
             req.add_header(k, v)
         try:
@@ -176,6 +181,24 @@ class Sightline:
 
     def board(self):
         return self.ok("GET", "/api/board")
+
+    # -- tokens ----------------------------------------------------------------------------
+    def mint_token(self, role, queues=(), expires_in=None, name=None):
+        """A new token of `role` (limited to `queues`), made with `sightline token create`."""
+        args = [self.binary, "token", "create", "--database", self.database, "--name", name or unique(role),
+                "--role", role]
+        for q in queues:
+            args += ["--queue", q]
+        if expires_in:
+            args += ["--expires-in", expires_in]
+        done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def revoke_token(self, name):
+        done = subprocess.run([self.binary, "token", "revoke", "--database", self.database, "--name", name],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
 
     # -- database --------------------------------------------------------------------------
     def db_query(self, sql, params=None):
@@ -477,10 +500,18 @@ def sightline(database, binary):
     s.stop_server()
 
 
+BOOTSTRAP_TOKEN = "bootstrap-" + uuid.uuid4().hex
+
+
 def _server_maker(database, binary):
-    """make(*extra_args, preexec_fn=None) starts one more server on database; make.servers."""
-    def make(*extra_args, preexec_fn=None):
-        s = Sightline(database, binary, extra_args, preexec_fn)
+    """make(*extra_args, preexec_fn=None, env=None, token=None) starts one more server on
+    database; make.servers. With bootstrap=True it gets BOOTSTRAP_TOKEN (an admin token given
+    through $SIGHTLINE_BOOTSTRAP_TOKEN) and sends it on every api() call."""
+    def make(*extra_args, preexec_fn=None, env=None, token=None, bootstrap=False):
+        if bootstrap:
+            env = {**(env or {}), "SIGHTLINE_BOOTSTRAP_TOKEN": BOOTSTRAP_TOKEN}
+            token = token or BOOTSTRAP_TOKEN
+        s = Sightline(database, binary, extra_args, preexec_fn, env, token)
         make.servers.append(s)
         s.start_server()
         return s

@@ -75,11 +75,11 @@ def test_an_empty_query_pair_is_answered_not_fatal(fresh_server):
     assert server.timed_health()[0] == 200
 
 
-TOKEN = "a&b%2Bc+d=e"
+TOKEN = "a&b%2Bc+d=e-reserved-characters"
 
 
 def test_a_token_with_reserved_characters_works(fresh_server):
-    server = fresh_server("--token", TOKEN)
+    server = fresh_server(env={"SIGHTLINE_BOOTSTRAP_TOKEN": TOKEN})
     encoded = urllib.parse.quote(TOKEN, safe="")
     problems = []
 
@@ -94,25 +94,22 @@ def test_a_token_with_reserved_characters_works(fresh_server):
             return repr(e)
 
     expect("Authorization: Bearer <token>", status("/api/board", {"Authorization": f"Bearer {TOKEN}"}), 200)
-    expect("/api/board?token=<encoded token>", status(f"/api/board?token={encoded}"), 200)
-    expect("/api/board?queues=x&token=<encoded token>", status(f"/api/board?queues=x&token={encoded}"), 200)
+    # A URL ends up in logs: a token there is never taken, even the right one.
+    expect("/api/board?token=<encoded token>", status(f"/api/board?token={encoded}"), 401)
     expect("/live?token=<encoded token>", ws_outcome(server.port, f"/live?token={encoded}", hello=False),
-           ("message", "snapshot"))
+           ("close", 4400))
     with connect(server.ws_url) as ws:
         ws.send(json.dumps({"type": "hello", "token": TOKEN}))
         expect("hello with the token", json.loads(ws.recv(timeout=5))["type"], "snapshot")
     # Near misses: what splitting at '&' or decoding twice would make of it.
-    for wrong in ("wrong", "a", "a&b+c d=e", "a&b%2Bc d=e", "a&b+c+d=e"):
-        q = urllib.parse.quote(wrong, safe="")
+    for wrong in ("wrong", "a", "a&b+c d=e-reserved-characters", "a&b%2Bc d=e-reserved-characters",
+                  "a&b+c+d=e-reserved-characters"):
         expect(f"Bearer {wrong!r}", status("/api/board", {"Authorization": f"Bearer {wrong}"}), 401)
-        expect(f"?token={q}", status(f"/api/board?token={q}"), 401)
-        expect(f"/live?token={q}", ws_outcome(server.port, f"/live?token={q}", hello=False), ("close", 4401))
-    expect("/api/board?token=<token not encoded>", status(f"/api/board?token={TOKEN}"), 401)
-    with connect(server.ws_url) as ws:
-        ws.send(json.dumps({"type": "hello", "token": "a&b+c d=e"}))
-        with pytest.raises(ConnectionClosed) as closed:
-            ws.recv(timeout=5)
-        expect("hello with a wrong token", closed.value.rcvd and closed.value.rcvd.code, 4401)
+        with connect(server.ws_url) as ws:
+            ws.send(json.dumps({"type": "hello", "token": wrong}))
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=5)
+            expect(f"hello with {wrong!r}", closed.value.rcvd and closed.value.rcvd.code, 4401)
     assert server.alive(), server.log_tail()
     assert not problems, "\n".join(problems)
 
@@ -143,7 +140,7 @@ def test_a_poison_row_is_skipped_and_the_server_restarts(isolated_server):
     server.add_queue(queue)
     server.add_agent(agent, queues=[queue])
     client = LiveClient(server.ws_url).run_in_background()
-    assert client.wait_for(lambda c: c.snapshots == 1, 10)
+    assert client.wait_for(lambda c: c.snapshots == 1, 10), (client.messages, client.closed, client.error)
     with psycopg.connect(db, autocommit=True) as conn:
         try:
             conn.execute("select sightline.create_interaction('poison', 'infinity')")
@@ -327,7 +324,7 @@ def test_a_trickled_body_is_timed_out_and_costs_little(fresh_server):
 
 
 def test_an_unauthorized_post_is_refused_before_its_body(fresh_server):
-    server = fresh_server("--token", "T")
+    server = fresh_server(bootstrap=True)
     for headers in ({}, {"Authorization": "Bearer wrong"}):
         head = http_request("POST", "/api/interactions", headers={
             "Content-Type": "application/json", "Content-Length": "1048576", **headers})

@@ -332,17 +332,17 @@ def test_bad_websocket_messages_close_with_a_reason(sightline, message, code):
 
 
 def test_tokens_and_origin(fresh_server):
-    server = fresh_server("--token", "s3cret")
+    server = fresh_server(env={"SIGHTLINE_BOOTSTRAP_TOKEN": "s3cret-s3cret-s3cret"})
     with connect(server.ws_url) as ws:
         ws.send(json.dumps({"type": "hello", "token": "wrong"}))
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=5)
         assert closed.value.rcvd.code == 4401
-    ok = LiveClient(server.ws_url, token="s3cret")
+    ok = LiveClient(server.ws_url, token="s3cret-s3cret-s3cret")
     assert ok.recv(timeout=5)["type"] == "snapshot"
     ok.close()
     assert server.api("GET", "/api/board")[0] == 401
-    assert server.api("GET", "/api/board", headers={"Authorization": "Bearer s3cret"})[0] == 200
+    assert server.api("GET", "/api/board", headers={"Authorization": "Bearer s3cret-s3cret-s3cret"})[0] == 200
     assert server.api("GET", "/healthz")[0] == 200
     # A page from another site may not open the stream.
     with pytest.raises(Exception):
