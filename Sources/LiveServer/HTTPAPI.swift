@@ -103,6 +103,10 @@ extension LiveService {
                     throw APIError(status: 404, code: "unknown_interaction", message: "unknown interaction \(id)")
                 }
                 if !withLive { return Wire.path(path) }
+                // The path is read after the board was: a completion the tailer has not applied
+                // yet is already in it, and a completed interaction is not live.
+                let completed = path.interactions.contains { $0.id == id && $0.state == .completed }
+                let live = completed ? nil : live
                 var w = JSONWriter()
                 w.object { o in
                     o.field("interaction") { w in if let live { Wire.interaction(live, into: &w) } else { w.raw("null") } }
