@@ -1,5 +1,6 @@
 import CLibCrypto
 import Foundation
+import InteractionModel
 import InteractionStore
 
 /// What a token may do (sql/030_tokens.sql has the same four).
@@ -37,6 +38,18 @@ public struct Principal: Sendable, Equatable {
         Subscription.wants(filter: queues, queue: queue)
     }
 
+    /// The agents this principal may see: members of one of its queues, listed with only those
+    /// queues (all of them for a principal of every queue).
+    func visibleAgents<S: Sequence>(_ agents: S) -> [AgentConfig] where S.Element == AgentConfig {
+        guard let queues else { return Array(agents) }
+        return agents.compactMap { a in
+            guard a.queues.contains(where: queues.contains) else { return nil }
+            var shown = a
+            shown.queues = a.queues.filter(queues.contains)
+            return shown
+        }
+    }
+
     /// The queues a client asking for `requested` (nil: every queue) gets: never more than the
     /// token's scope.
     func narrow(_ requested: Set<String>?) -> Set<String>? {
@@ -65,7 +78,11 @@ enum Endpoint: Sendable, Equatable {
         case "history": return .history
         case "interactions": return read && parts.count > 2 ? .interaction : .ingest
         case "batch": return .ingest
-        case "queues", "agents": return .configure
+        // Presence is written by the ACD (or the agent's desktop) like interactions.
+        case "agents" where parts.count == 4 && parts[3] == "presence": return .ingest
+        // The configuration: read like the board (narrowed to a token's queues), written by admins.
+        case "queues", "agents", "presence-reasons": return read ? .board : .configure
+        case "figures": return .board
         // Firing alerts are read like the board; failed deliveries are the alert configuration's.
         case "alerts": return parts.count == 2 ? .board : .configure
         default: return .other

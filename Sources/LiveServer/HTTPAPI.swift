@@ -160,7 +160,7 @@ extension LiveService {
                 return "{\"id\":" + jsonString(a.id) + "}"
             }
         default:
-            if try routePresenceAndFigures(request, rest, server: server) { return }
+            if try routePresenceAndFigures(request, rest, server: server, principal: principal) { return }
             if ["board", "history", "interactions", "batch", "queues", "agents"].contains(rest.first ?? "") {
                 throw APIError(status: 405, code: "method_not_allowed", message: "\(method) is not allowed on \(request.path)")
             }

@@ -236,18 +236,20 @@ struct LiveState {
     /// of its filter that changed (all of them when the period changed).
     mutating func figuresLoaded(_ loaded: LiveFigures?, now: Date) -> [Effect] {
         guard let update = figures.loaded(loaded), let current = figures.current else { return [] }
-        var messages: [Filter: OutgoingMessage?] = [:]
+        // Wallboards get the queues' figures only (no agent's).
+        var messages: [WallboardView.Key: OutgoingMessage?] = [:]
         var effects: [Effect] = []
         for (connection, session) in sessions where session.subscription.isLive && !session.awaitingSnapshot {
             let filter = session.subscription.queues
-            if messages[filter] == nil {
+            let key = WallboardView.Key(filter: filter, wallboard: session.isWallboard)
+            if messages[key] == nil {
                 let queues = board.queueIDs(for: filter).filter(update.queues.contains)
-                let agents = board.agentIDs(for: filter).filter(update.agents.contains)
-                messages[filter] = update.complete || !queues.isEmpty || !agents.isEmpty
+                let agents = key.wallboard ? [] : board.agentIDs(for: filter).filter(update.agents.contains)
+                messages[key] = update.complete || !queues.isEmpty || !agents.isEmpty
                     ? OutgoingMessage(FiguresFeed.message(current, queues: queues, agents: agents, complete: update.complete, now: now))
                     : .some(nil)
             }
-            if let message = messages[filter] ?? nil { effects.append(.send(connection, message)) }
+            if let message = messages[key] ?? nil { effects.append(.send(connection, message)) }
         }
         return effects
     }

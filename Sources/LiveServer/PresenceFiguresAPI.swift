@@ -8,7 +8,7 @@ import LWS
 /// the loop; presence changes and figures run on a database worker.
 extension LiveService {
     /// Answers the request if it is one of these routes; false leaves it to `route`.
-    func routePresenceAndFigures(_ request: HTTPRequest, _ rest: [String], server: LWSServer) throws -> Bool {
+    func routePresenceAndFigures(_ request: HTTPRequest, _ rest: [String], server: LWSServer, principal: Principal) throws -> Bool {
         let method = request.method
         let isGet = method == "GET" || method == "HEAD"
         switch (rest.first, rest.count) {
@@ -16,7 +16,9 @@ extension LiveService {
             var w = JSONWriter(capacity: 512 * max(1, state.board.queues.count))
             w.object { o in
                 o.field("queues") { w in
-                    w.array(state.board.queues.values.sorted { $0.id < $1.id }) { w, q in Wire.queue(q, today: nil, into: &w) }
+                    w.array(state.board.queues.values.filter { principal.sees(queue: $0.id) }.sorted { $0.id < $1.id }) { w, q in
+                        Wire.queue(q, today: nil, into: &w)
+                    }
                 }
             }
             server.respond(request.id, .json(status: 200, w.text))
@@ -25,7 +27,7 @@ extension LiveService {
             var w = JSONWriter(capacity: 300 * max(1, board.agents.count))
             w.object { o in
                 o.field("agents") { w in
-                    w.array(board.agents.values.sorted { $0.id < $1.id }) { w, a in
+                    w.array(principal.visibleAgents(board.agents.values).sorted { $0.id < $1.id }) { w, a in
                         Wire.agent(a, presence: a.isVoiceApplication ? nil : board.presence(of: a.id), today: nil, into: &w)
                     }
                 }
@@ -33,13 +35,14 @@ extension LiveService {
             server.respond(request.id, .json(status: 200, w.text))
         case ("agents", 3) where rest[2] == "presence" && method == "POST":
             let agent = rest[1]
-            var f = Fields(try jsonObject(request.body))
+            let (body, key) = try writeBody(request)
+            var f = Fields(body)
             let presenceState = try f.string("state", required: true)!
             let reason = try f.string("reason", maxLength: 64)
             let at = try f.time("at")
             try f.finish()
             state.countIngest(1)
-            database(request) { store in
+            write(request, status: 200, key: key, principal: principal) { store in
                 let change = try store.setPresence(agent: agent, state: presenceState, reason: reason, at: at)
                 // Read in the same worker after the write: the presence as the store now has it.
                 let now = try store.presence()[agent] ?? change.applied(to: .initial)
@@ -56,17 +59,24 @@ extension LiveService {
             w.object { o in o.field("presenceReasons") { Wire.presenceReasons(state.board.presenceReasons, into: &$0) } }
             server.respond(request.id, .json(status: 200, w.text))
         case ("presence-reasons", 1) where method == "POST":
-            var f = Fields(try jsonObject(request.body))
+            let (body, key) = try writeBody(request)
+            var f = Fields(body)
             let reason = PresenceReason(code: try f.string("code", required: true, maxLength: 64)!, name: try f.string("name", required: true)!)
             try f.finish()
-            database(request) { store in
+            write(request, status: 200, key: key, principal: principal) { store in
                 try store.upsertPresenceReason(reason)
                 return "{\"code\":" + jsonString(reason.code) + "}"
             }
         case ("figures", 1) where isGet:
             let query = FiguresQuery.parse(request.query)
-            let q = try query.get()
-            database(request) { store in
+            var q = try query.get()
+            if let scope = principal.queues {
+                // Only the token's queues, and only the agents of them.
+                q.queues = Array(principal.narrow(q.queues.map(Set.init)) ?? scope).sorted()
+                let visible = Set(principal.visibleAgents(state.board.agents.values).map(\.id))
+                q.agents = (q.agents.map { $0.filter(visible.contains) } ?? Array(visible)).sorted()
+            }
+            database(request) { [q] store in
                 let history = try store.figures(from: q.from, to: q.to, granularity: q.granularity, queues: q.queues, agents: q.agents)
                 return Wire.figureHistory(history, granularity: q.granularity)
             }

@@ -6,6 +6,12 @@ import InteractionModel
 /// configuration and today's figures from SQL), the waiting-depth samples and `wallboard` (the
 /// counts of each queue), then a `wallboard` message whenever they change.
 enum WallboardView {
+    /// What a message depends on: the queue filter, and whether it is for a wallboard.
+    struct Key: Hashable {
+        var filter: LiveState.Filter
+        var wallboard: Bool
+    }
+
     struct Figures: Equatable {
         var waiting = 0
         var longestWaitingSince: Date?
@@ -100,6 +106,11 @@ enum WallboardView {
                     o.field("agents", raw: "[]")
                     o.field("interactions", raw: "[]")
                     o.field("depth") { SnapshotJob.depth(job.depth, filter: filter, into: &$0) }
+                    // The queues' figures from SQL (FIGURES of docs/protocol.md), without agents.
+                    o.field("figures") { w in
+                        guard let figures = job.figures else { w.raw("null"); return }
+                        FiguresFeed.object(figures, queues: board.queueIDs(for: filter), agents: [], into: &w)
+                    }
                 }
             }
             o.field("wallboard", raw: figures)

@@ -115,6 +115,14 @@ def endpoints(site, iid):
         ("POST", "/api/queues", {"id": site.sales, "name": "Sales again"}, {"admin"}),
         ("POST", "/api/agents", {"id": site.ann, "name": "Ann Sales", "queues": [site.sales]}, {"admin"}),
         ("GET", "/metrics", None, {"supervisor", "admin"}),
+        ("GET", "/api/queues", None, {"supervisor", "scoped", "admin"}),
+        ("GET", "/api/agents", None, {"supervisor", "scoped", "admin"}),
+        ("POST", f"/api/agents/{site.ann}/presence", {"state": "ready"}, {"ingest", "admin"}),
+        ("GET", "/api/presence-reasons", None, {"supervisor", "scoped", "admin"}),
+        ("POST", "/api/presence-reasons", {"code": "break", "name": "Break"}, {"admin"}),
+        ("GET", "/api/figures", None, {"supervisor", "scoped", "admin"}),
+        ("GET", "/api/alerts", None, {"supervisor", "scoped", "admin"}),
+        ("GET", "/api/alerts/dead-letters", None, {"admin"}),
     ]
 
 
@@ -243,7 +251,9 @@ def test_a_queue_scoped_supervisor_sees_only_its_queues_on_every_channel(site):
     auth = {"Authorization": f"Bearer {token}"}
     http = {}
     for path in ("/api/board", f"/api/board?queues={site.support}", "/api/history", "/api/history?limit=1000",
-                 f"/api/interactions/{sales[1][0]}", f"/api/interactions/{sales[1][0]}/path"):
+                 f"/api/interactions/{sales[1][0]}", f"/api/interactions/{sales[1][0]}/path", "/api/queues", "/api/agents",
+                 "/api/figures", f"/api/figures?queues={site.support}&agents={site.sue}", "/api/alerts",
+                 f"/api/alerts?queues={site.support}"):
         status, data = server.api("GET", path, headers=auth)
         assert status == 200, (path, status, data)
         http[path] = json.dumps(data)
@@ -277,7 +287,7 @@ def test_a_wallboard_token_gets_aggregate_queue_figures_only(site):
     assert parsed[0]["type"] == "snapshot" and parsed[0]["view"] == "wallboard"
     assert parsed[0]["board"]["interactions"] == [] and parsed[0]["board"]["agents"] == []
     assert [q["id"] for q in parsed[0]["board"]["queues"]] == [site.sales]
-    assert {m["type"] for m in parsed} <= {"snapshot", "wallboard", "heartbeat", "status", "alert"}, {m["type"] for m in parsed}
+    assert {m["type"] for m in parsed} <= {"snapshot", "wallboard", "figures", "heartbeat", "status", "alert"}, {m["type"] for m in parsed}
     last = [m for m in parsed if m["type"] == "wallboard"][-1]["queues"]
     assert list(last) == [site.sales]
     # Three sales calls: one completed, two live (one talking with Bo, one waiting).
@@ -289,7 +299,7 @@ def test_a_wallboard_token_gets_aggregate_queue_figures_only(site):
     assert not leaks, leaks[:10]
     auth = {"Authorization": f"Bearer {token}"}
     for path in ("/api/board", "/api/history", f"/api/interactions/{sales[1][0]}", f"/api/interactions/{sales[1][0]}/path",
-                 "/metrics"):
+                 "/metrics", "/api/agents", "/api/figures", "/api/alerts"):
         assert server.api("GET", path, headers=auth)[0] == 403, path
 
 
