@@ -12,6 +12,20 @@ public struct StreamHealth: Sendable, Equatable {
     }
 }
 
+/// A queue's figures over an alert window, as PostgreSQL computed them
+/// (`sightline.alert_window_figures`: the same definitions as every other figure).
+public struct WindowFigures: Sendable, Equatable {
+    public var offered: Int
+    public var serviceLevelPercent: Double?
+    public var abandonPercent: Double?
+
+    public init(offered: Int, serviceLevelPercent: Double?, abandonPercent: Double?) {
+        self.offered = offered
+        self.serviceLevelPercent = serviceLevelPercent
+        self.abandonPercent = abandonPercent
+    }
+}
+
 /// Evaluates the alert rules over the board: a value with no I/O and no clock (`now` is an
 /// argument). Each alert goes pending when its breach starts, fires once the breach has lasted
 /// `for`, and resolves once the value has been back past `clear` (hysteresis) for `clearFor`.
@@ -36,7 +50,6 @@ public struct AlertEvaluator: Sendable {
 
     public private(set) var configuration: AlertConfiguration
     private var trackers: [AlertKey: Tracker] = [:]
-    private var history = QueueFigureHistory()
     public private(set) var evaluations = 0
 
     public init(configuration: AlertConfiguration) {
@@ -56,11 +69,13 @@ public struct AlertEvaluator: Sendable {
         }
     }
 
-    /// Evaluates every rule over `board` at `now`.
-    public mutating func evaluate(board: LiveBoard, stream: StreamHealth, now: Date) -> [AlertEvent] {
+    /// Evaluates every rule over `board` at `now`. `windows` holds, per window length in seconds
+    /// (`windowLengths`), the figures of each queue over that window; a window rule whose figures
+    /// are not there (not read yet) neither fires nor resolves.
+    public mutating func evaluate(board: LiveBoard, stream: StreamHealth, windows: [Double: [String: WindowFigures]] = [:],
+                                  now: Date) -> [AlertEvent] {
         evaluations += 1
-        history.record(board: board, now: now, keep: maxWindow)
-        let observations = observe(board: board, stream: stream, now: now)
+        let observations = observe(board: board, stream: stream, windows: windows, now: now)
         var events: [AlertEvent] = []
         for key in Set(trackers.keys).union(observations.keys).sorted() {
             let seen = observations[key]
@@ -101,18 +116,20 @@ public struct AlertEvaluator: Sendable {
         return events
     }
 
-    private var maxWindow: Double {
-        var longest = 0.0
-        for rule in [AlertRule.serviceLevel, .abandonRate] {
-            longest = max(longest, configuration.settings(rule, queue: nil).windowSeconds)
-            for overrides in configuration.queues.values {
-                if let w = overrides[rule]?.windowSeconds { longest = max(longest, w) }
+    /// The window lengths the rules of `queues` need figures for (none when both window rules are off).
+    public func windowLengths(queues: some Sequence<QueueConfig>) -> Set<Double> {
+        var out = Set<Double>()
+        for queue in queues {
+            for rule in [AlertRule.serviceLevel, .abandonRate] {
+                let s = configuration.settings(rule, queue: queue)
+                if s.enabled { out.insert(s.windowSeconds) }
             }
         }
-        return longest
+        return out
     }
 
-    private func observe(board: LiveBoard, stream: StreamHealth, now: Date) -> [AlertKey: Observation] {
+    private func observe(board: LiveBoard, stream: StreamHealth, windows: [Double: [String: WindowFigures]],
+                         now: Date) -> [AlertKey: Observation] {
         var out: [AlertKey: Observation] = [:]
         func judge(_ rule: AlertRule, _ settings: RuleSettings, value: Double) -> (breached: Bool, cleared: Bool) {
             rule.breachesBelow
@@ -179,10 +196,9 @@ public struct AlertEvaluator: Sendable {
             for rule in [AlertRule.serviceLevel, .abandonRate] {
                 let s = configuration.settings(rule, queue: queue)
                 guard s.enabled else { continue }
-                let figures = history.figures(queue: q, over: s.windowSeconds, now: now)
-                let percent = rule == .serviceLevel ? figures.serviceLevelPercent : figures.abandonPercent
-                let judged = figures.offered - figures.shortAbandoned >= s.minOffered
-                guard let percent, judged else {
+                let figures = windows[s.windowSeconds]?[q]
+                let percent = rule == .serviceLevel ? figures?.serviceLevelPercent : figures?.abandonPercent
+                guard let figures, let percent, figures.offered >= s.minOffered else {
                     // Too few calls in the window to judge: neither a breach nor a clear.
                     out[AlertKey(rule: rule, queue: q, interaction: nil)] = Observation(
                         settings: s, breached: false, cleared: false, summary: "", figures: [:])
@@ -211,55 +227,7 @@ public struct AlertEvaluator: Sendable {
     static func percent(_ p: Double) -> String { String(format: "%.1f", p) }
 }
 
-/// The queue figures the window rules read: the board's counters for today, sampled at every
-/// evaluation, so a window's figures are the difference between now and the sample a window
-/// ago. (The definitions stay SQL's: QueueToday only adds up what `record_history` stored.)
-struct QueueFigureHistory: Sendable {
-    static let spacing: TimeInterval = 10
-    private var samples: [String: [(at: Date, today: QueueToday)]] = [:]
-
-    mutating func record(board: LiveBoard, now: Date, keep: Double) {
-        for queue in board.queues.keys {
-            var list = samples[queue] ?? []
-            // The last sample is always the current one; the ones before it are at least
-            // `spacing` apart (a window's start is found to within `spacing`, and an hour of
-            // history is 360 samples a queue), and one just older than the longest window stays.
-            let current = (at: now, today: board.alertFigures(queue: queue))
-            if list.count >= 2, now.timeIntervalSince(list[list.count - 2].at) < Self.spacing {
-                list[list.count - 1] = current
-            } else {
-                list.append(current)
-            }
-            while list.count > 2, now.timeIntervalSince(list[1].at) >= keep { list.removeFirst() }
-            samples[queue] = list
-        }
-        for queue in samples.keys where board.queues[queue] == nil { samples[queue] = nil }
-    }
-
-    /// The counters of the last `window` seconds (since the oldest sample when the server has
-    /// run for less; since midnight after the day's counters restarted).
-    func figures(queue: String, over window: Double, now: Date) -> QueueToday {
-        guard let list = samples[queue], let current = list.last?.today else { return QueueToday() }
-        let base = list.last { now.timeIntervalSince($0.at) >= window }?.today ?? list.first!.today
-        guard current.offered >= base.offered else { return current }
-        var d = QueueToday()
-        d.offered = current.offered - base.offered
-        d.answered = current.answered - base.answered
-        d.answeredWithinServiceLevel = current.answeredWithinServiceLevel - base.answeredWithinServiceLevel
-        d.abandoned = current.abandoned - base.abandoned
-        d.shortAbandoned = current.shortAbandoned - base.shortAbandoned
-        d.transferred = current.transferred - base.transferred
-        return d
-    }
-}
-
 extension LiveBoard {
-    /// The queue counters the alert rules read: today's, from the statistics SQL stored. The one
-    /// place to change when richer per-interval figures come from SQL.
-    public func alertFigures(queue: String) -> QueueToday {
-        queueToday[queue] ?? QueueToday()
-    }
-
     /// Callers waiting and the longest wait (seconds at `now`) per queue, in one pass.
     func alertWaitingFigures(now: Date) -> [String: (count: Int, longest: Double)] {
         var out: [String: (count: Int, longest: Double)] = [:]

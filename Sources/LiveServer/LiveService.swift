@@ -154,6 +154,19 @@ public final class LiveService: LWSServerDelegate {
                 if !accepted { perform(state.configurationLoaded(nil, now: Date())) }
             case .alertsDecided(let events):
                 alertDispatcher.submit(events)
+            case .loadAlertFigures(let lengths):
+                let mailbox = server.mailbox
+                let bound = LoopBound(self, server: server)
+                let accepted = pool.submit({ store in
+                    Dictionary(uniqueKeysWithValues: try lengths.map { ($0, try store.alertWindowFigures(seconds: $0)) })
+                }) { result in
+                    mailbox.post {
+                        let service = bound.value
+                        if case .failure(let error) = result { service.logger.warning("cannot read the alert window figures: \(error)") }
+                        service.state.alertFiguresLoaded(try? result.get())
+                    }
+                }
+                if !accepted { state.alertFiguresLoaded(nil) }
             case .loadFigures:
                 let mailbox = server.mailbox
                 let bound = LoopBound(self, server: server)

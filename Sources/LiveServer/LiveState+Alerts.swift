@@ -16,10 +16,17 @@ extension LiveState {
         // Half a tick early is on time: with a 250 ms tick, a 1 s interval stays 1 s.
         guard now.timeIntervalSince(lastAlertEvaluation) >= alerts.configuration.evaluationSeconds - 0.15 else { return [] }
         lastAlertEvaluation = now
+        var effects: [Effect] = []
+        let lengths = alerts.windowLengths(queues: board.queues.values)
+        if !lengths.isEmpty, !alertWindowsLoad.inFlight,
+           now.timeIntervalSince(alertWindowsLoad.requestedAt) >= Self.alertFiguresSeconds {
+            alertWindowsLoad = (true, now)
+            effects.append(.loadAlertFigures(lengths))
+        }
         let stream = StreamHealth(databaseUp: databaseUp, tailerSilentSeconds: max(0, now.timeIntervalSince(lastTailerContact)))
-        let events = alerts.evaluate(board: board, stream: stream, now: now)
-        guard !events.isEmpty else { return [] }
-        var effects: [Effect] = [.alertsDecided(events)]
+        let events = alerts.evaluate(board: board, stream: stream, windows: alertWindows, now: now)
+        guard !events.isEmpty else { return effects }
+        effects.append(.alertsDecided(events))
         for event in events {
             let a = event.alert
             effects.append(.log(a.state == .firing ? .warning : .info, "alert \(a.state.rawValue): \(a.rule.rawValue) \(a.summary) [\(a.id)]"))
@@ -30,6 +37,16 @@ extension LiveState {
             }
         }
         return effects
+    }
+
+    /// How often the window figures are read (`sightline.alert_window_figures`): the window rules
+    /// judge minutes, and the read covers every queue.
+    static let alertFiguresSeconds: TimeInterval = 5
+
+    /// A read of the window figures finished (nil: it failed; the last ones stay until the next).
+    mutating func alertFiguresLoaded(_ loaded: [Double: [String: WindowFigures]]?) {
+        alertWindowsLoad.inFlight = false
+        if let loaded { alertWindows = loaded }
     }
 
     /// To a session: as to its filter (never wider than its token's queues), and to a wallboard

@@ -84,6 +84,9 @@ struct LiveState {
         case scheduleFlush(milliseconds: Int)
         /// Alerts fired or resolved: write them to the outbox, which delivers them.
         case alertsDecided([AlertEvent])
+        /// Read the queues' figures over these alert windows (seconds) off the loop, then call
+        /// `alertFiguresLoaded`.
+        case loadAlertFigures(Set<Double>)
         case log(LogLevel, String)
     }
 
@@ -159,6 +162,8 @@ struct LiveState {
     /// The alert rules and what they decided so far (LiveState+Alerts.swift).
     var alerts: AlertEvaluator
     var lastAlertEvaluation = Date.distantPast
+    var alertWindows: [Double: [String: WindowFigures]] = [:]
+    var alertWindowsLoad = (inFlight: false, requestedAt: Date.distantPast)
     private(set) var figures = FiguresFeed()
 
     struct CachedSnapshot {

@@ -130,54 +130,44 @@ final class AlertEvaluatorTests: XCTestCase {
         XCTAssertEqual(evaluate(&e, at: 18).map(\.alert.state), [.resolved], "5 s clearFor by default")
     }
 
-    func completed(_ id: Int64, withinServiceLevel: Bool?, abandoned: Bool = false) {
-        queued(id)
-        if abandoned {
-            _ = board.apply(log.step(id, .completed, statistics: stored(wait: 30, abandonedFrom: .queued)))
-        } else {
-            _ = board.apply(log.step(id, .deliveryPending, agent: "ann"))
-            _ = board.apply(log.step(id, .delivered))
-            _ = board.apply(log.step(id, .afterCallWork))
-            _ = board.apply(log.step(id, .completed, statistics: stored(wait: 5, withinServiceLevel: withinServiceLevel)))
-        }
+    func window(_ offered: Int, serviceLevel: Double?, abandon: Double?) -> [Double: [String: WindowFigures]] {
+        [600: ["sales": WindowFigures(offered: offered, serviceLevelPercent: serviceLevel, abandonPercent: abandon)]]
     }
 
-    func testServiceLevelAndAbandonRateJudgeTheWindowFromWhatSQLStoredOnceThereAreEnoughCalls() throws {
+    func testServiceLevelAndAbandonRateJudgeTheWindowFiguresSQLComputedOnceThereAreEnoughCalls() throws {
         var e = AlertEvaluator(configuration: try only([
             .serviceLevel: "\"for\": 0, \"window\": 600, \"minOffered\": 4",
             .abandonRate: "\"threshold\": 30, \"for\": 0, \"window\": 600, \"minOffered\": 4",
         ]))
-        // Yesterday's-style history before the window: the server saw it at its first evaluation.
-        for id in Int64(1)...3 { completed(id, withinServiceLevel: true) }
-        XCTAssertEqual(evaluate(&e, at: 0), [])
-        // Within the window: 1 answered in time, 1 late, 2 abandoned: 25 % service level, 50 % abandoned.
-        log.advance(700)
-        completed(10, withinServiceLevel: true)
-        completed(11, withinServiceLevel: false)
-        completed(12, withinServiceLevel: nil, abandoned: true)
-        XCTAssertEqual(evaluate(&e, at: 0), [], "3 calls in the window: not enough to judge")
-        completed(13, withinServiceLevel: nil, abandoned: true)
-        let fired = evaluate(&e, at: 1).map(\.alert)
+        XCTAssertEqual(e.windowLengths(queues: board.queues.values), [600])
+        XCTAssertEqual(e.evaluate(board: board, stream: up, now: log.clock), [], "no figures read yet")
+        XCTAssertEqual(e.evaluate(board: board, stream: up, windows: window(3, serviceLevel: 25, abandon: 50), now: log.clock), [],
+                       "3 calls in the window: not enough to judge")
+        let fired = e.evaluate(board: board, stream: up, windows: window(4, serviceLevel: 25, abandon: 50), now: log.clock).map(\.alert)
         XCTAssertEqual(fired.map(\.rule), [.abandonRate, .serviceLevel])
-        XCTAssertEqual(fired[0].figures["abandonPercent"], 50)
-        XCTAssertEqual(fired[1].figures["serviceLevelPercent"], 25)
-        XCTAssertEqual(fired[1].figures["offered"], 4)
+        XCTAssertEqual(fired.first?.figures["abandonPercent"], 50)
+        XCTAssertEqual(fired.last?.figures["serviceLevelPercent"], 25)
+        XCTAssertEqual(fired.last?.figures["offered"], 4)
+        XCTAssertEqual(fired.last?.figures["threshold"], 80, "the queue's own target")
+        // Figures not read this time, or too few calls: no verdict, the alerts stay.
+        XCTAssertEqual(e.evaluate(board: board, stream: up, now: log.clock), [])
+        XCTAssertEqual(e.evaluate(board: board, stream: up, windows: window(1, serviceLevel: 100, abandon: 0), now: log.clock), [])
+        // Hysteresis: back at the target is not enough; 5 points past it is.
+        XCTAssertEqual(e.evaluate(board: board, stream: up, windows: window(10, serviceLevel: 84, abandon: 26), now: log.clock), [])
+        let resolved = e.evaluate(board: board, stream: up, windows: window(10, serviceLevel: 85, abandon: 25), now: log.clock)
+        XCTAssertEqual(resolved.map(\.alert.rule), [.abandonRate, .serviceLevel])
+        XCTAssertEqual(resolved.map(\.alert.state), [.resolved, .resolved])
     }
 
-    func testAWindowCountsOnlyTheCallsOfItsLastSecondsAfterManyEvaluations() throws {
-        var e = AlertEvaluator(configuration: try only([.abandonRate: "\"for\": 0, \"window\": 600, \"minOffered\": 4"]))
-        let start = log.clock
-        var fired: [AlertEvent] = []
-        for second in 0..<1300 {
-            log.clock = start.addingTimeInterval(Double(second))
-            if second == 50 || [800, 850, 900, 950].contains(second) {
-                completed(Int64(second), withinServiceLevel: nil, abandoned: true)
-            }
-            fired += e.evaluate(board: board, stream: up, now: log.clock)
-        }
-        XCTAssertEqual(fired.map(\.alert.rule), [.abandonRate])
-        XCTAssertEqual(fired.first?.alert.figures["offered"], 4, "the call at 50 s is outside every window that judged")
-        XCTAssertEqual(fired.first?.alert.since, start.addingTimeInterval(950))
+    func testWindowLengthsFollowTheRulesInForce() throws {
+        board.queues["vip"] = QueueConfig(id: "vip", name: "VIP")
+        let config = try configuration("""
+            {"defaults": {"abandon_rate": {"enabled": false}},
+             "queues": {"vip": {"service_level": {"window": 900}, "abandon_rate": {"enabled": true, "window": 1800}}}}
+            """)
+        XCTAssertEqual(AlertEvaluator(configuration: config).windowLengths(queues: board.queues.values), [3600, 900, 1800])
+        let off = try only([.longestWait: ""])
+        XCTAssertEqual(AlertEvaluator(configuration: off).windowLengths(queues: board.queues.values), [])
     }
 
     func testTheStreamIsStaleWhileTheDatabaseIsDownOrTheTailerIsSilent() throws {

@@ -66,3 +66,27 @@ extension LiveStateTests {
         XCTAssertEqual(messages.first?.1["rule"] as? String, "stream_stale")
     }
 }
+
+extension LiveStateTests {
+    func testWindowRulesReadTheFiguresOffTheLoopEveryFewSecondsAndJudgeThem() throws {
+        var state = try makeState()
+        state.alerts = AlertEvaluator(configuration: try AlertConfiguration.parse(Data(#"""
+            {"defaults": {"service_level": {"for": 0, "minOffered": 1}, "longest_wait": {"enabled": false},
+                          "no_agent_ready": {"enabled": false}, "stream_stale": {"enabled": false}}}
+            """#.utf8)))
+        var effects = state.tick(now: t0.addingTimeInterval(1))
+        var loads: [Set<Double>] = []
+        for case .loadAlertFigures(let lengths) in effects { loads.append(lengths) }
+        XCTAssertEqual(loads, [[3600]])
+        effects = state.tick(now: t0.addingTimeInterval(2))
+        XCTAssertTrue(effects.allSatisfy { if case .loadAlertFigures = $0 { false } else { true } }, "one read at a time")
+        state.alertFiguresLoaded([3600: ["sales": WindowFigures(offered: 5, serviceLevelPercent: 40, abandonPercent: 0)]])
+        effects = state.tick(now: t0.addingTimeInterval(3))
+        var decided: [AlertEvent] = []
+        for case .alertsDecided(let events) in effects { decided += events }
+        XCTAssertEqual(decided.map(\.alert.rule), [.serviceLevel])
+        XCTAssertEqual(decided.first?.alert.queue, "sales")
+        effects = state.tick(now: t0.addingTimeInterval(6.1))
+        XCTAssertTrue(effects.contains { if case .loadAlertFigures = $0 { true } else { false } }, "read again after 5 s")
+    }
+}

@@ -399,3 +399,35 @@ def test_the_stale_stream_alert_reaches_a_webhook_while_postgresql_is_down_and_i
         assert len(hook.accepted) == 2
     finally:
         hook.stop()
+
+
+def test_a_service_level_breach_fires_from_the_figures_postgresql_computes(isolated_server, config_dir):
+    rules = {r: {"enabled": False} for r in ("longest_wait", "held_call", "no_agent_ready", "abandon_rate", "stream_stale")}
+    rules["service_level"] = {"for": 0, "minOffered": 2, "window": 900}
+    server = isolated_server("--alerts", write_config(os.path.join(config_dir, "alerts.json"), [], rules=rules))
+    q = unique("q")
+    server.add_queue(q, "Sales", service_level_seconds=20)
+    now = time.time()
+
+    def ago(seconds):
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - seconds)) + "Z"
+    # Two calls answered after 100 s of waiting (the threshold is 20 s): a service level of 0 %.
+    for n in range(2):
+        agent = unique(f"agent{n}")
+        server.add_agent(agent, agent, [q])
+        iid = server.create(at=ago(200))
+        server.transition(iid, "queued", queue=q, at=ago(200))
+        server.transition(iid, "delivery_pending", agent=agent, at=ago(100))
+        server.transition(iid, "delivered", at=ago(100))
+        server.transition(iid, "after_call_work", at=ago(50))
+        server.transition(iid, "completed", at=ago(40))
+    deadline = time.time() + 15
+    alerts = []
+    while time.time() < deadline and not alerts:
+        alerts = server.ok("GET", f"/api/alerts?queues={q}")["alerts"]
+        time.sleep(0.2)
+    assert [a["rule"] for a in alerts] == ["service_level"], server.log_tail()
+    sql = server.db_query("select offered, service_level_percent from sightline.alert_window_figures(900) where queue_id = %s", (q,))
+    assert sql == [(2, 0.0)]
+    assert alerts[0]["figures"]["serviceLevelPercent"] == 0 and alerts[0]["figures"]["offered"] == 2
+    assert alerts[0]["figures"]["threshold"] == 80
