@@ -40,8 +40,8 @@ extension LiveState {
     }
 
     /// How often the window figures are read (`sightline.alert_window_figures`): the window rules
-    /// judge minutes, and the read covers every queue.
-    static let alertFiguresSeconds: TimeInterval = 5
+    /// judge minutes (`for` is 60 s by default), and the read costs as much as the board's own figures.
+    static let alertFiguresSeconds: TimeInterval = 15
 
     /// A read of the window figures finished (nil: it failed; the last ones stay until the next).
     mutating func alertFiguresLoaded(_ loaded: [Double: [String: WindowFigures]]?) {

@@ -86,7 +86,7 @@ extension LiveStateTests {
         for case .alertsDecided(let events) in effects { decided += events }
         XCTAssertEqual(decided.map(\.alert.rule), [.serviceLevel])
         XCTAssertEqual(decided.first?.alert.queue, "sales")
-        effects = state.tick(now: t0.addingTimeInterval(6.1))
-        XCTAssertTrue(effects.contains { if case .loadAlertFigures = $0 { true } else { false } }, "read again after 5 s")
+        effects = state.tick(now: t0.addingTimeInterval(16.1))
+        XCTAssertTrue(effects.contains { if case .loadAlertFigures = $0 { true } else { false } }, "read again after 15 s")
     }
 }

@@ -421,7 +421,7 @@ def test_a_service_level_breach_fires_from_the_figures_postgresql_computes(isola
         server.transition(iid, "delivered", at=ago(100))
         server.transition(iid, "after_call_work", at=ago(50))
         server.transition(iid, "completed", at=ago(40))
-    deadline = time.time() + 15
+    deadline = time.time() + 35  # the figures are read every 15 s
     alerts = []
     while time.time() < deadline and not alerts:
         alerts = server.ok("GET", f"/api/alerts?queues={q}")["alerts"]
