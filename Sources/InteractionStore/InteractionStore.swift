@@ -342,3 +342,43 @@ func pgArray(_ items: [String]) -> String {
     "{" + items.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
         .joined(separator: ",") + "}"
 }
+
+/// An interaction that has not completed, as `InteractionStore.liveInteractions` reads it.
+public struct OpenInteraction: Sendable, Equatable {
+    public var id: Int64
+    public var state: InteractionState
+    public var heldBy: String?
+    public var transferFrom: Int64?
+    /// The new interaction of a transfer this one started and that is in progress.
+    public var transferTo: Int64?
+}
+
+extension InteractionStore {
+    /// Live interactions on any of `queues` or `agents`, and the new interactions of transfers
+    /// they started.
+    public func liveInteractions(queues: [String], agents: [String]) throws -> [OpenInteraction] {
+        try openInteractions("""
+            with mine as (select id from sightline.interactions
+                           where state <> 'completed' and (queue_id = any($1::text[]) or agent_id = any($2::text[])))
+            select id, state::text, held_by, transfer_from, transfer_to from sightline.interactions
+             where state <> 'completed' and (id in (select id from mine) or transfer_from in (select id from mine))
+             order by id
+            """, [pgArray(queues), pgArray(agents)])
+    }
+
+    /// These interactions, if they have not completed.
+    public func liveInteractions(ids: [Int64]) throws -> [OpenInteraction] {
+        try openInteractions("""
+            select id, state::text, held_by, transfer_from, transfer_to from sightline.interactions
+             where state <> 'completed' and id = any($1::bigint[]) order by id
+            """, ["{" + ids.map(String.init).joined(separator: ",") + "}"])
+    }
+
+    private func openInteractions(_ sql: String, _ parameters: [String?]) throws -> [OpenInteraction] {
+        try run { try connection.query(sql, parameters) }.rows("live interactions") { row in
+            OpenInteraction(id: try row.value(0, "id", .int64), state: try row.value(1, "state", .state),
+                            heldBy: try row.optional(2, "held_by", .text), transferFrom: try row.optional(3, "transfer_from", .int64),
+                            transferTo: try row.optional(4, "transfer_to", .int64))
+        }
+    }
+}

@@ -218,6 +218,9 @@ struct Serve: ParsableCommand {
                     let store = try InteractionStore(conninfo: url)
                     let simulator = TrafficSimulator(store: store, options: settings)
                     try simulator.setUp()
+                    if simulator.counters.endedLeftovers > 0 {
+                        simLogger.notice("simulator: ended \(simulator.counters.endedLeftovers) interactions an earlier run left live")
+                    }
                     simLogger.info("simulator: \(settings.arrivalsPerSecond) calls/s, \(settings.agents) agents, \(settings.speed)x")
                     backoff = 1
                     simulator.run(seconds: nil) { _, _ in }

@@ -47,11 +47,14 @@ struct Simulate: ParsableCommand {
             let simulator = TrafficSimulator(store: store, options: options)
             simulator.onRefusal = { logger.debug("refused: \($0)") }
             try simulator.setUp()
+            if simulator.counters.endedLeftovers > 0 {
+                logger.notice("ended \(simulator.counters.endedLeftovers) interactions an earlier run left live")
+            }
             logger.info("simulating \(rate) calls/s with \(agents) agents (seed \(seed), speed \(speed)x)")
             simulator.run(seconds: duration) { c, waiting in
                 guard !quiet else { return }
                 let queues = waiting.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-                let line = ("calls \(c.arrivals)  transitions \(c.transitions)  transfers \(c.transfers)  abandons \(c.abandons)  refused \(c.refused)  waiting: \(queues)\n")
+                let line = ("calls \(c.arrivals)  transitions \(c.transitions)  holds \(c.holds)  transfers \(c.transfers) (failed \(c.failedTransfers))  abandons \(c.abandons)  breaks \(c.breaks)  refused \(c.refused)  waiting: \(queues)\n")
                 FileHandle.standardOutput.write(Data(line.utf8))
             }
         } catch {
