@@ -354,16 +354,17 @@ public struct OpenInteraction: Sendable, Equatable {
 }
 
 extension InteractionStore {
-    /// Live interactions on any of `queues` or `agents`, and the new interactions of transfers
-    /// they started.
-    public func liveInteractions(queues: [String], agents: [String]) throws -> [OpenInteraction] {
+    /// Live interactions on any of `queues` or `agents` or whose call id starts with
+    /// `callPrefix`, and the new interactions of transfers they started.
+    public func liveInteractions(queues: [String], agents: [String], callPrefix: String? = nil) throws -> [OpenInteraction] {
         try openInteractions("""
             with mine as (select id from sightline.interactions
-                           where state <> 'completed' and (queue_id = any($1::text[]) or agent_id = any($2::text[])))
+                           where state <> 'completed' and (queue_id = any($1::text[]) or agent_id = any($2::text[])
+                                                           or starts_with(call_id, $3)))
             select id, state::text, held_by, transfer_from, transfer_to from sightline.interactions
              where state <> 'completed' and (id in (select id from mine) or transfer_from in (select id from mine))
              order by id
-            """, [pgArray(queues), pgArray(agents)])
+            """, [pgArray(queues), pgArray(agents), callPrefix])
     }
 
     /// These interactions, if they have not completed.

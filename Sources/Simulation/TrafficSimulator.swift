@@ -48,6 +48,9 @@ public final class TrafficSimulator {
         public var seed: UInt64 = 1
         public var speed = 1.0
         public var callPrefix = "sim"
+        /// Live interactions whose call id starts with this were left by an earlier run too
+        /// (those still in idle or the voice application have no queue or agent yet).
+        public var leftoverCallPrefix = "sim-"
         /// Prefix of the queue and agent ids ("" gives sales, support, ..., agent-1, ...).
         public var idPrefix = ""
         /// Simulated time from this instant (nil: wall-clock time).
@@ -171,7 +174,7 @@ public final class TrafficSimulator {
         let queueIDs = queues.map(\.id)
         let agentIDs = agents.map(\.id) + [voiceApplication.id]
         for _ in 0..<4 {
-            let live = try store.liveInteractions(queues: queueIDs, agents: agentIDs)
+            let live = try store.liveInteractions(queues: queueIDs, agents: agentIDs, callPrefix: options.leftoverCallPrefix)
             guard !live.isEmpty else { return }
             for i in live.sorted(by: { ($0.transferFrom == nil ? 1 : 0, $0.id) < ($1.transferFrom == nil ? 1 : 0, $1.id) }) {
                 // Re-read: ending one may have moved another (a failed transfer's original).

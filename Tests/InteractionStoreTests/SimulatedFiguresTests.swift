@@ -51,6 +51,7 @@ final class SimulatedFiguresTests: StoreTestCase {
         var options = TrafficSimulator.Options()
         options.idPrefix = "sf\(tag)-"
         options.callPrefix = "sf\(tag)"
+        options.leftoverCallPrefix = "sf\(tag)-"
         options.seed = 20261126
         options.agents = 8
         options.arrivalsPerSecond = 0.13
@@ -256,6 +257,7 @@ final class SimulatedFiguresTests: StoreTestCase {
         var options = TrafficSimulator.Options()
         options.idPrefix = "rs\(tag)-"
         options.callPrefix = "rs\(tag)"
+        options.leftoverCallPrefix = "rs\(tag)-"
         options.agents = 4
         options.arrivalsPerSecond = 0.2
         options.startTime = Date(timeIntervalSince1970: start)
@@ -264,14 +266,19 @@ final class SimulatedFiguresTests: StoreTestCase {
         first.runSimulated(seconds: 600)
         let queues = first.queues.map(\.id)
         let agents = (1...4).map { "\(options.idPrefix)agent-\($0)" } + [first.voiceApplication.id]
-        let left = try store.liveInteractions(queues: queues, agents: agents)
+        // A caller still in the voice application: no queue, no agent yet, only the call id says whose.
+        let inVoiceApp = try store.createInteraction(callID: "rs\(tag)-ivr", at: Date(timeIntervalSince1970: start + 600))
+        try store.transition(inVoiceApp, to: .dataCollection, at: Date(timeIntervalSince1970: start + 600))
+        let left = try store.liveInteractions(queues: queues, agents: agents, callPrefix: options.leftoverCallPrefix)
+        XCTAssertTrue(left.contains { $0.id == inVoiceApp })
         XCTAssertGreaterThan(left.count, 2, "the first run left calls live")
 
         options.startTime = Date(timeIntervalSince1970: start + 3600)
         options.seed = 2
         let second = TrafficSimulator(store: store, options: options)
         try second.setUp()
-        XCTAssertEqual(try store.liveInteractions(queues: queues, agents: agents), [], "nothing left live")
+        XCTAssertEqual(try store.liveInteractions(queues: queues, agents: agents, callPrefix: options.leftoverCallPrefix), [],
+                       "nothing left live")
         XCTAssertGreaterThanOrEqual(second.counters.endedLeftovers, left.count - left.filter { $0.transferTo != nil }.count)
         second.runSimulated(seconds: 600)
         XCTAssertEqual(second.counters.refused, 0)
