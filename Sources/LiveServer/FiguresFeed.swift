@@ -7,7 +7,9 @@ import InteractionStore
 ///
 /// Reads happen at most once per `minimumSeconds`: after the log moved, when the current
 /// interval (and so maybe the day) is over, every `idleSeconds` otherwise (presence times grow
-/// while nothing is written), and until a first read succeeds.
+/// while nothing is written), and until a first read succeeds. A read that takes long spaces
+/// the next ones (at least 4 times its duration apart), so PostgreSQL spends at most a fifth of
+/// one connection's time on them however busy the day.
 struct FiguresFeed: Sendable {
     struct Update: Sendable, Equatable {
         /// A new interval, day, time zone or set of queues and agents: every entry is sent.
@@ -22,6 +24,8 @@ struct FiguresFeed: Sendable {
     private var inFlight = false
     private var dirty = true
     private var lastRequest = Date.distantPast
+    /// How long the last read took.
+    private(set) var lastDuration: TimeInterval = 0
 
     /// The log moved (or queues and agents changed): the figures may have too.
     mutating func logMoved() {
@@ -32,7 +36,7 @@ struct FiguresFeed: Sendable {
     mutating func shouldLoad(now: Date) -> Bool {
         guard !inFlight else { return false }
         let elapsed = now.timeIntervalSince(lastRequest)
-        guard elapsed >= minimumSeconds else { return false }
+        guard elapsed >= max(minimumSeconds, 4 * lastDuration) else { return false }
         let periodOver = current.map { now >= $0.periods.intervalEnd } ?? false
         guard current == nil || dirty || periodOver || elapsed >= idleSeconds else { return false }
         inFlight = true
@@ -42,8 +46,9 @@ struct FiguresFeed: Sendable {
     }
 
     /// A read finished (nil: it failed; the next tick tries again). Returns what changed.
-    mutating func loaded(_ figures: LiveFigures?) -> Update? {
+    mutating func loaded(_ figures: LiveFigures?, took duration: TimeInterval = 0) -> Update? {
         inFlight = false
+        lastDuration = max(0, duration)
         guard let figures else {
             dirty = true
             return nil

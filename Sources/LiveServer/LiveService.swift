@@ -170,6 +170,7 @@ public final class LiveService: LWSServerDelegate {
             case .loadFigures:
                 let mailbox = server.mailbox
                 let bound = LoopBound(self, server: server)
+                let started = Date()
                 let accepted = figuresPool.submit({ store in try store.liveFigures() }) { result in
                     mailbox.post {
                         let service = bound.value
@@ -178,7 +179,7 @@ public final class LiveService: LWSServerDelegate {
                             service.logger.warning("cannot read the live figures (retrying every second, said once): \(error)")
                         }
                         service.figuresFailing = (try? result.get()) == nil
-                        service.perform(service.state.figuresLoaded(try? result.get(), now: Date()))
+                        service.perform(service.state.figuresLoaded(try? result.get(), took: Date().timeIntervalSince(started), now: Date()))
                     }
                 }
                 if !accepted { perform(state.figuresLoaded(nil, now: Date())) }

@@ -239,8 +239,8 @@ struct LiveState {
 
     /// A read of the live figures finished (nil: it failed). Every live session gets the entries
     /// of its filter that changed (all of them when the period changed).
-    mutating func figuresLoaded(_ loaded: LiveFigures?, now: Date) -> [Effect] {
-        guard let update = figures.loaded(loaded), let current = figures.current else { return [] }
+    mutating func figuresLoaded(_ loaded: LiveFigures?, took duration: TimeInterval = 0, now: Date) -> [Effect] {
+        guard let update = figures.loaded(loaded, took: duration), let current = figures.current else { return [] }
         // Wallboards get the queues' figures only (no agent's).
         var messages: [WallboardView.Key: OutgoingMessage?] = [:]
         var effects: [Effect] = []

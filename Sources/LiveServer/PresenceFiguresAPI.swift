@@ -4,35 +4,38 @@ import InteractionStore
 import LWS
 
 /// The HTTP API of queues, agents, presence and figures (docs/protocol.md, "HTTP API for
-/// presence and figures"; docs/openapi.json). Reads of the configuration come from the board on
-/// the loop; presence changes and figures run on a database worker.
+/// presence and figures"; docs/openapi.json). Everything runs on a database worker: reads give
+/// back what was just written.
 extension LiveService {
     /// Answers the request if it is one of these routes; false leaves it to `route`.
     func routePresenceAndFigures(_ request: HTTPRequest, _ rest: [String], server: LWSServer, principal: Principal) throws -> Bool {
         let method = request.method
         let isGet = method == "GET" || method == "HEAD"
         switch (rest.first, rest.count) {
+        // Read from the store, not the board: what a client just wrote, it reads back.
         case ("queues", 1) where isGet:
-            var w = JSONWriter(capacity: 512 * max(1, state.board.queues.count))
-            w.object { o in
-                o.field("queues") { w in
-                    w.array(state.board.queues.values.filter { principal.sees(queue: $0.id) }.sorted { $0.id < $1.id }) { w, q in
-                        Wire.queue(q, today: nil, into: &w)
-                    }
+            database(request) { store in
+                let queues = try store.queues().filter { principal.sees(queue: $0.id) }
+                var w = JSONWriter(capacity: 512 * max(1, queues.count))
+                w.object { o in
+                    o.field("queues") { w in w.array(queues) { w, q in Wire.queue(q, today: nil, into: &w) } }
                 }
+                return w.text
             }
-            server.respond(request.id, .json(status: 200, w.text))
         case ("agents", 1) where isGet:
-            let board = state.board
-            var w = JSONWriter(capacity: 300 * max(1, board.agents.count))
-            w.object { o in
-                o.field("agents") { w in
-                    w.array(principal.visibleAgents(board.agents.values).sorted { $0.id < $1.id }) { w, a in
-                        Wire.agent(a, presence: a.isVoiceApplication ? nil : board.presence(of: a.id), today: nil, into: &w)
+            database(request) { store in
+                let (agents, presence) = try store.transaction { (try store.agents(), try store.presence()) }
+                let visible = principal.visibleAgents(agents)
+                var w = JSONWriter(capacity: 300 * max(1, visible.count))
+                w.object { o in
+                    o.field("agents") { w in
+                        w.array(visible.sorted { $0.id < $1.id }) { w, a in
+                            Wire.agent(a, presence: a.isVoiceApplication ? nil : presence[a.id] ?? .initial, today: nil, into: &w)
+                        }
                     }
                 }
+                return w.text
             }
-            server.respond(request.id, .json(status: 200, w.text))
         case ("agents", 3) where rest[2] == "presence" && method == "POST":
             let agent = rest[1]
             let (body, key) = try writeBody(request)
@@ -55,9 +58,12 @@ extension LiveService {
                 return w.text
             }
         case ("presence-reasons", 1) where isGet:
-            var w = JSONWriter()
-            w.object { o in o.field("presenceReasons") { Wire.presenceReasons(state.board.presenceReasons, into: &$0) } }
-            server.respond(request.id, .json(status: 200, w.text))
+            database(request) { store in
+                var w = JSONWriter()
+                let reasons = try store.presenceReasons()
+                w.object { o in o.field("presenceReasons") { Wire.presenceReasons(reasons, into: &$0) } }
+                return w.text
+            }
         case ("presence-reasons", 1) where method == "POST":
             let (body, key) = try writeBody(request)
             var f = Fields(body)

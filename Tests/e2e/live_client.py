@@ -15,6 +15,9 @@ class LiveClient:
         self.position = None
         self.positions = []          # every delta position applied, in order
         self.transitions = []        # every transition applied, in order
+        self.presence = []           # every presence delta applied, in order
+        self.agents = {}             # agent id -> presence, from the snapshot and presence deltas
+        self.figures = None          # the FIGURES object, kept up to date by figures messages
         self.messages = []           # types received
         self.arrivals = []           # (time.monotonic(), type) of every message
         self.snapshots = 0
@@ -37,6 +40,8 @@ class LiveClient:
         if t == "snapshot":
             self.snapshots += 1
             self.board = {i["id"]: i for i in msg["board"]["interactions"]}
+            self.agents = {a["id"]: a.get("presence") for a in msg["board"]["agents"]}
+            self.figures = msg["board"].get("figures")
             self.position = msg["position"]
             self.database = msg.get("database", "up")
         elif t == "resumed":
@@ -44,6 +49,11 @@ class LiveClient:
             self.position = msg["position"]
         elif t == "deltas":
             for d in msg["deltas"]:
+                if "presence" in d:
+                    self.positions.append(d["position"])
+                    self.presence.append(d)
+                    self.agents[d["agent"]] = d["agentPresence"]
+                    continue
                 tr = d["transition"]
                 self.positions.append(d["position"])
                 self.transitions.append(tr)
@@ -52,6 +62,13 @@ class LiveClient:
                 else:
                     self.board[tr["interaction"]] = d["interaction"]
             self.position = msg["position"]
+        elif t == "figures":
+            f = msg["figures"]
+            if msg["complete"] or self.figures is None:
+                self.figures = f
+            else:
+                self.figures = {**f, "queues": {**self.figures["queues"], **f["queues"]},
+                                "agents": {**self.figures["agents"], **f["agents"]}}
         elif t == "heartbeat":
             self.position = msg["position"]
             self.database = msg.get("database", "up")

@@ -462,7 +462,7 @@ def run_http(case, port):
 
 # -- WebSocket ------------------------------------------------------------------------------
 
-KNOWN_TYPES = {"snapshot", "deltas", "resumed", "heartbeat", "status", "alert", "pong"}
+KNOWN_TYPES = {"snapshot", "deltas", "resumed", "heartbeat", "status", "alert", "figures", "pong"}
 CLOSE_CODES = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 4400, 4401, 4408, 4429}
 
 
