@@ -58,7 +58,7 @@ final class FiguresFeedTests: XCTestCase {
         board.agents["vic"] = AgentConfig(id: "vic", name: "Vic", queues: ["vip"])
         board.setPosition(LogPosition(orderTx: 100, id: 0))
         var state = LiveState(board: board, limits: try LiveState.Limits(resumeCapacity: 1000, heartbeatSeconds: 5, batchMilliseconds: 10),
-                              tokens: [], now: t0)
+                              access: TokenTable(), now: t0)
         for (id, queues) in [(UInt64(1), "[\"sales\"]"), (2, "null")] {
             let c = ConnectionID(id)
             _ = state.clientOpened(c, query: QueryItems(), now: t0)
