@@ -272,7 +272,7 @@ function trendChart(rows, target) {
   let svg = `<svg class="trend" viewBox="0 0 ${W} ${H}" role="img" aria-label="service level per 15-minute interval today">`;
   svg += `<line class="ax" x1="${L}" y1="${T}" x2="${L}" y2="${H - B}"/><line class="ax" x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}"/>`;
   for (const v of [0, 50, 100]) svg += `<text class="tick" x="${L - 4}" y="${y(v) + 4}" text-anchor="end">${v}%</text>`;
-  const label = (n) => new Date(rows[n].start).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const label = (n) => new Date(rows[n].start).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
   svg += `<text class="tick" x="${x(0)}" y="${H - 4}" text-anchor="start">${label(0)}</text>`;
   if (rows.length > 1) svg += `<text class="tick" x="${x(rows.length - 1)}" y="${H - 4}" text-anchor="end">${label(rows.length - 1)}</text>`;
   if (target != null) svg += `<line class="target" x1="${L}" y1="${y(target)}" x2="${W - R}" y2="${y(target)}"><title>target ${target}%</title></line><text class="tick" x="${W - R}" y="${y(target) - 3}" text-anchor="end">target ${target}%</text>`;

@@ -268,3 +268,38 @@ def test_reducer_takes_presence_and_the_figures_postgresql_counted(browser, sigh
     # A complete message replaces everything: sales has no figures left, so its older counters
     # show, and its staffing is what the live board says (Ann is ready and has no call).
     assert result["complete"] == [100, 1, 50]
+
+
+def test_presence_and_the_figures_of_the_server_on_the_board_and_in_the_drill_down(browser, isolated_server):
+    server = isolated_server()
+    server.add_queue("care", "Care", service_level_seconds=20)
+    for aid, name in (("zoe", "Zoe Ready"), ("yan", "Yan Break")):
+        server.add_agent(aid, name, ["care"])
+        server.ok("POST", f"/api/agents/{aid}/presence", {"state": "ready"})
+    server.ok("POST", "/api/agents/yan/presence", {"state": "not_ready", "reason": "break"})
+    for _ in range(2):                     # two callers answered by Zoe and finished
+        iid = server.create()
+        server.transition(iid, "queued", queue="care")
+        server.transition(iid, "delivery_pending", agent="zoe")
+        server.transition(iid, "delivered")
+        server.transition(iid, "after_call_work")
+        server.transition(iid, "completed")
+    browser.get(server.base_url + "/")
+    wait_until(lambda: status_text(browser) == "live", 10)
+    browser.get_log("browser")
+
+    def tile(testid):
+        return browser.find_element(By.CSS_SELECTOR, f"[data-testid=queue-tile][data-queue=care] [data-testid={testid}]").text
+    # Staffing and ASA as PostgreSQL counted them (figures), presence with its reason.
+    wait_until(lambda: (tile("agents-ready"), tile("agents-not-ready")) == ("1", "1"), 10)
+    wait_until(lambda: tile("asa") != "—", 10)
+    yan = browser.find_element(By.CSS_SELECTOR, "[data-testid=agent-row][data-agent=yan]").text
+    assert "not ready · Break" in yan, yan
+    # The drill-down lists today's 15-minute rows (GET /api/figures) with a trend chart.
+    browser.find_element(By.CSS_SELECTOR, "[data-testid=queue-tile][data-queue=care] [data-testid=queue-open]").click()
+    rows = wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "[data-testid=detail-intervals] [data-testid=interval-row]"), 30)
+    assert rows[-1].text.split()[1:4] == ["2", "2", "0"], rows[-1].text      # offered, answered, abandoned
+    assert browser.find_elements(By.CSS_SELECTOR, "[data-testid=detail-intervals] svg.trend")
+    browser.execute_script("document.querySelector('[data-testid=queue-detail]').scrollIntoView()")
+    screenshot(browser, server, "board-drill-down-figures.png")
+    assert severe_logs(browser) == []
