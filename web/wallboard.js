@@ -60,7 +60,7 @@ function build() {
   t.abandon = cell("abandoned", "wall-abandoned");
   t.asa = cell("ASA", "wall-asa");
   t.ready = cell("ready", "wall-ready");
-  t.onCall = cell("on this queue", "wall-oncall");
+  t.onCall = cell("handling", "wall-oncall");
   t.node = el("section", { class: "wall-tile", "data-testid": "wallboard-tile" }, [
     el("div", { class: "wall-head" }, [t.name, t.badge]),
     el("div", { class: "wall-big" }, [t.waiting, el("span", { class: "wall-label", text: " waiting" })]),

@@ -559,4 +559,12 @@ def scenario(sightline):
     sightline.add_queue(q, f"Queue {tag}")
     sightline.add_agent(ann, "Ann " + tag, [q])
     sightline.add_agent(bob, "Bob " + tag, [q])
+    # The server reloads its configuration on NOTIFY and then resynchronises every client: wait
+    # for it, so that a client the test opens gets one snapshot, with the new queue and agents.
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        board = sightline.board()["board"]
+        if q in {x["id"] for x in board["queues"]} and {ann, bob} <= {a["id"] for a in board["agents"]}:
+            break
+        time.sleep(0.05)
     return type("Scenario", (), {"queue": q, "ann": ann, "bob": bob, "tag": tag})
