@@ -2,7 +2,7 @@
 // (live.js); this file only draws it. At most one render per animation frame; every panel is
 // built once and updated in place by key, long tables are windowed, and the 1-second tick
 // re-derives the figures but writes only what changed (timer text, a level crossing a threshold).
-import { Live, tokenFromPage } from "./live.js";
+import { Live, authHeaders } from "./live.js";
 import { connectionLevel, describeConnection, initialState, reduce, serverNow } from "./state.js";
 import {
   ACTIVITY_LABEL, LEVEL_ICON, LEVEL_TEXT, STATE_LABEL, activityLabel, agentRows, count, derive, duration, interactionRows,
@@ -214,7 +214,7 @@ function loadIntervals(id) {
   const fresh = intervals.queue === id && Date.now() - intervals.loadedAt < 60000 && intervals.interval === current;
   if (intervals.loading || fresh) return;
   intervals.loading = true;
-  fetch(`/api/figures?granularity=interval&queues=${encodeURIComponent(id)}`, { headers: { Authorization: `Bearer ${tokenFromPage()}` } })
+  fetch(`/api/figures?granularity=interval&queues=${encodeURIComponent(id)}`, { headers: authHeaders() })
     .then(async (res) => {
       const body = await res.json().catch(() => ({}));
       if (!res.ok) throw new Error(res.status === 404 || res.status === 405 ? "This server does not send interval figures yet." : `Interval figures: ${body.error?.message || res.statusText}`);

@@ -19,6 +19,12 @@ export function tokenFromPage() {
   return fromUrl || localStorage.getItem("sightline.token") || null;
 }
 
+/// The Authorization header of the page's HTTP requests: none without a token.
+export function authHeaders() {
+  const token = tokenFromPage();
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
 export class Live {
   /// queues: ids to watch (null: all); position(): the last applied position, for resume.
   constructor({ queues = null, token = tokenFromPage(), position = () => null, onMessage, onConnection }) {

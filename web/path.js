@@ -4,7 +4,7 @@
 // to <target>". Refetched when a transition of the same call arrives; redrawn every second while
 // the call is live. Escape or × closes it and gives focus back to where it was opened from.
 import { stateLabel, duration } from "./derive.js";
-import { tokenFromPage } from "./live.js";
+import { authHeaders } from "./live.js";
 
 const COLORS = new Map([
   ["idle", "#9ca3af"], ["data_collection", "#a78bfa"], ["queued", "#fbbf24"], ["delivery_pending", "#7dd3fc"],
@@ -63,7 +63,7 @@ export class PathView {
     const id = this.id;
     let res;
     try {
-      res = await fetch(`/api/interactions/${encodeURIComponent(id)}/path`, { headers: { Authorization: `Bearer ${tokenFromPage()}` } });
+      res = await fetch(`/api/interactions/${encodeURIComponent(id)}/path`, { headers: authHeaders() });
     } catch (e) {
       this.message(`Interaction ${id}: the server did not answer (${e.message}). Try again when the board is live.`);
       return;

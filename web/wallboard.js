@@ -4,7 +4,7 @@
 //   queues=sales,support      only these queues (default: all)
 //   sort=severity|name        tile order (default severity: alarm, warning, then longest wait)
 //   rotate=15                 seconds per page when the queues need more than one (default 15)
-//   token=...                 access token (remembered by the browser)
+//   #token=...                access token, in the fragment (remembered by the browser)
 import { Live } from "/live.js";
 import { connectionLevel, describeConnection, initialState, reduce, serverNow } from "/state.js";
 import { LEVEL_ICON, LEVEL_TEXT, count, derive, duration, percent, sortQueues } from "/derive.js";

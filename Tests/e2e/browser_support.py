@@ -65,6 +65,7 @@ def axe_violations(driver, impacts=("serious", "critical")):
     the given impacts, each as (rule id, impact, help, first offending nodes)."""
     from axe_selenium_python import Axe
     axe = Axe(driver)
+    driver.set_script_timeout(120)          # axe on a full board takes seconds on a busy machine
     axe.inject()
     result = axe.run()
     found = []
