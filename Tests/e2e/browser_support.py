@@ -25,7 +25,7 @@ def viewport(driver, width, height):
     return driver.execute_script("return [innerWidth, innerHeight]")
 
 
-def wait_until(predicate, timeout=5.0, step=0.05):
+def wait_until(predicate, timeout=10.0, step=0.05):
     deadline = time.time() + timeout
     last = None
     while time.time() < deadline:
