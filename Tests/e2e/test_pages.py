@@ -297,10 +297,13 @@ def test_presence_and_the_figures_of_the_server_on_the_board_and_in_the_drill_do
     assert "not ready · Break" in yan, yan
     # The drill-down lists today's 15-minute rows (GET /api/figures) with a trend chart.
     browser.find_element(By.CSS_SELECTOR, "[data-testid=queue-tile][data-queue=care] [data-testid=queue-open]").click()
-    rows = wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "[data-testid=detail-intervals] [data-testid=interval-row]"), 30)
-    # offered, answered, abandoned, summed (the calls may straddle an interval boundary)
-    sums = [sum(int(r.text.split()[k]) for r in rows) for k in (1, 2, 3)]
-    assert sums == [2, 2, 0], [r.text for r in rows]
+    def sums():
+        """offered, answered, abandoned over the rows (the calls may straddle an interval boundary)"""
+        cells = browser.execute_script("return [...document.querySelectorAll("
+                                       "'[data-testid=detail-intervals] [data-testid=interval-row]')].map(r => [...r.cells].map(c => c.textContent))")
+        return [sum(int(c[k]) for c in cells) for k in (1, 2, 3)] if cells else None
+    # The live figures may lag the log by a second or so: wait for both calls.
+    wait_until(lambda: sums() == [2, 2, 0], 30)
     assert browser.find_elements(By.CSS_SELECTOR, "[data-testid=detail-intervals] svg.trend")
     browser.execute_script("document.querySelector('[data-testid=queue-detail]').scrollIntoView()")
     screenshot(browser, server, "board-drill-down-figures.png")
