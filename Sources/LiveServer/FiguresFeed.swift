@@ -69,6 +69,14 @@ struct FiguresFeed: Sendable {
                       agents: Set(figures.agents.filter { previous.agents[$0.key] != $0.value }.keys))
     }
 
+    /// The numeric figures of today of a queue, as read last (nil before the first read).
+    func today(ofQueue queue: String) -> [String: Double]? {
+        guard let entry = current?.queues[queue],
+              let object = try? JSONSerialization.jsonObject(with: Data(entry.utf8)) as? [String: Any],
+              let today = object["today"] as? [String: Any] else { return nil }
+        return today.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+    }
+
     /// The FIGURES object of docs/protocol.md with the entries of `queues` and `agents` (those
     /// the figures have), in id order.
     static func object(_ figures: LiveFigures, queues: [String], agents: [String], into w: inout JSONWriter) {

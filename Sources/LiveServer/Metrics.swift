@@ -67,17 +67,20 @@ final class ServerMetrics {
             queueGauges[q] = nil
         }
         for q in board.queues.keys.sorted() {
-            let today = board.queueToday[q] ?? QueueToday()
+            // Today's counts as PostgreSQL counts them (sightline.figures, the queue's own
+            // service-level formula); absent until the first read of the figures.
+            let today = state.figures.today(ofQueue: q)
             var values: [(String, String, Double?)] = [
                 ("sightline_queue_waiting", "Callers waiting in a queue.", Double(waits[q] ?? 0)),
                 ("sightline_queue_longest_wait_seconds", "Longest current wait in a queue.",
                  oldest[q].map { max(0, now.timeIntervalSince($0)) } ?? 0),
-                ("sightline_queue_offered_today", "Interactions completed today that waited in the queue.", Double(today.offered)),
-                ("sightline_queue_abandoned_today", "Abandoned today.", Double(today.abandoned)),
+                ("sightline_queue_offered_today", "Callers offered to the queue today (answered or abandoned after entering it).",
+                 today?["offered"]),
+                ("sightline_queue_abandoned_today", "Callers who abandoned after entering the queue today.", today?["abandoned"]),
             ]
             values.append(("sightline_queue_service_level_ratio",
-                           "Answered within the threshold today over offered minus short abandons (0 to 1; absent before the first call).",
-                           today.serviceLevelPercent.map { $0 / 100 }))
+                           "Service level today by the queue's formula (README, Service level), 0 to 1; absent before the first call.",
+                           today?["serviceLevelPercent"].map { $0 / 100 }))
             var gauges: [Gauge] = []
             for (name, help, value) in values {
                 let g = registry.gauge(name, [("queue", q)], help: help)

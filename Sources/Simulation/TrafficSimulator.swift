@@ -58,7 +58,7 @@ public final class TrafficSimulator {
         /// Chance that an agent takes a break (not ready) after a call.
         public var breakChance = 0.08
         /// Mean talk time in seconds (before `speed`).
-        public var meanTalkSeconds = 90.0
+        public var meanTalkSeconds = 70.0
 
         public init() {}
     }

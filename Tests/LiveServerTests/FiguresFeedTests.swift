@@ -50,6 +50,17 @@ final class FiguresFeedTests: XCTestCase {
         XCTAssertEqual(next?.complete, true, "a new interval: everything")
     }
 
+    /// /metrics reads today's queue figures from what SQL computed, nulls left out.
+    func testTodayOfAQueueIsReadFromTheFigures() {
+        var feed = FiguresFeed()
+        XCTAssertNil(feed.today(ofQueue: "sales"), "nothing before the first read")
+        _ = feed.shouldLoad(now: t0)
+        _ = feed.loaded(figures(interval: t0, queues: [
+            "sales": #"{"today": {"offered": 12, "serviceLevelPercent": 66.5, "asaSeconds": null}, "interval": {"offered": 2}}"#]))
+        XCTAssertEqual(feed.today(ofQueue: "sales"), ["offered": 12, "serviceLevelPercent": 66.5])
+        XCTAssertNil(feed.today(ofQueue: "vip"))
+    }
+
     /// Each session gets the entries of its filter; a resumed one a complete message.
     func testFiguresMessagesFollowTheQueueFilter() throws {
         var board = LiveBoard(dayStart: Calendar.current.startOfDay(for: t0))
