@@ -101,15 +101,31 @@ public final class AlertDispatcher: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Saves what was decided (one last try), stops and joins; false when it did not stop within
-    /// `timeout` (a receiver that does not answer: its timeout bounds the wait).
-    public func stopAndJoin(timeout: TimeInterval = 10) -> Bool {
-        guard started else { return true }
+    /// Asks the thread to save what was decided (one last try) and stop; returns at once.
+    public func requestStop() {
         condition.lock()
         stopping = true
         condition.signal()
         condition.unlock()
+    }
+
+    private var stopRequested: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return stopping
+    }
+
+    /// Waits for the thread after `requestStop`; false when it did not stop within `timeout` (a
+    /// receiver that does not answer: its timeout bounds the wait).
+    public func join(timeout: TimeInterval) -> Bool {
+        guard started else { return true }
         return finished.wait(timeout: .now() + timeout) == .success
+    }
+
+    /// `requestStop`, then `join`.
+    public func stopAndJoin(timeout: TimeInterval = 10) -> Bool {
+        requestStop()
+        return join(timeout: timeout)
     }
 
     // MARK: The thread
@@ -196,7 +212,7 @@ public final class AlertDispatcher: @unchecked Sendable {
     private func deliver(to receiver: AlertConfiguration.Receiver, outbox: Outbox, client: HTTPClient,
                          disabled: inout Set<String>) throws -> Date? {
         for _ in 0..<100 {
-            guard let head = try outbox.head(of: receiver.name) else { return nil }
+            guard !stopRequested, let head = try outbox.head(of: receiver.name) else { return nil }
             guard head.nextAttemptAt <= Date() else { return head.nextAttemptAt }
             let attempts = head.attempts + 1
             if attempts > 1 { metrics.retries(receiver.name).increment() }

@@ -43,6 +43,9 @@ public final class LiveService: LWSServerDelegate {
     /// Its own connection for the live figures, so their reads (up to a day of the log) never
     /// hold up the API's workers.
     private let figuresPool: DatabasePool
+    /// The alert rules' window figures, on a connection of their own: a slow read must not hold
+    /// up the API's workers.
+    private let alertFiguresPool: DatabasePool
     private let tailer = Tailer()
     let snapshotQueue = DispatchQueue(label: "sightline-snapshots")
     private(set) var server: LWSServer?
@@ -75,6 +78,7 @@ public final class LiveService: LWSServerDelegate {
                                           firing: firing, registry: metrics.registry, logger: logger)
         pool = DatabasePool(conninfo: conninfo, size: configuration.databaseWorkers, logger: logger)
         figuresPool = DatabasePool(conninfo: conninfo, size: 1, maxPending: 2, logger: logger)
+        alertFiguresPool = DatabasePool(conninfo: conninfo, size: 1, maxPending: 1, logger: logger)
         logger.info("board loaded: \(board.interactions.count) live interactions, \(board.queues.count) queues, \(board.agents.count) agents; tailing from \(board.position)")
         if access.isOpen {
             logger.notice("no tokens configured: serving only clients on this machine (loopback); create one with: sightline token create --name NAME --role ROLE")
@@ -102,10 +106,14 @@ public final class LiveService: LWSServerDelegate {
     /// Stops and joins the tailer, then lets the pool and the snapshot encoder finish what they
     /// run. Call after the loop ended (the server's `beforeDestroy`).
     public func shutdown() {
+        // The alert thread saves what was decided while the rest stops.
+        alertDispatcher.requestStop()
         if !tailer.stopAndJoin() { logger.warning("the log tailer did not stop within 5 s") }
         if !pool.drain() { logger.warning("database work still running after 5 s; stopping without it") }
         if !figuresPool.drain() { logger.warning("a read of the live figures still running after 5 s; stopping without it") }
-        if !alertDispatcher.stopAndJoin() { logger.warning("alert delivery still running after 10 s; the outbox keeps what is left") }
+        // A read-only query: stopping without it loses nothing.
+        _ = alertFiguresPool.drain(timeout: 0.5)
+        if !alertDispatcher.join(timeout: 2) { logger.warning("alert delivery still running after 2 s; the outbox keeps what it holds, and decisions not yet written are lost") }
         snapshotQueue.sync {}
     }
 
@@ -157,7 +165,7 @@ public final class LiveService: LWSServerDelegate {
             case .loadAlertFigures(let lengths):
                 let mailbox = server.mailbox
                 let bound = LoopBound(self, server: server)
-                let accepted = pool.submit({ store in
+                let accepted = alertFiguresPool.submit({ store in
                     Dictionary(uniqueKeysWithValues: try lengths.map { ($0, try store.alertWindowFigures(seconds: $0)) })
                 }) { result in
                     mailbox.post {
