@@ -151,12 +151,15 @@ public final class LiveService: LWSServerDelegate {
             case .reloadConfiguration:
                 let mailbox = server.mailbox
                 let bound = LoopBound(self, server: server)
-                let accepted = pool.submit({ store in try ConfigurationSnapshot(queues: store.queues(), agents: store.agents()) }) { result in
+                let accepted = pool.submit({ store in
+                    try ConfigurationSnapshot(queues: store.queues(), agents: store.agents(), presenceReasons: store.presenceReasons())
+                }) { result in
                     mailbox.post {
                         let service = bound.value
                         if case .failure(let error) = result { service.logger.warning("cannot read queues and agents: \(error)") }
                         let loaded = try? result.get()
-                        service.perform(service.state.configurationLoaded(loaded.map { ($0.queues, $0.agents) }, now: Date()))
+                        service.perform(service.state.configurationLoaded(loaded.map { ($0.queues, $0.agents) },
+                                                                          reasons: loaded?.presenceReasons, now: Date()))
                     }
                 }
                 if !accepted { perform(state.configurationLoaded(nil, now: Date())) }
@@ -293,4 +296,5 @@ public final class LiveService: LWSServerDelegate {
 struct ConfigurationSnapshot: Sendable {
     var queues: [QueueConfig]
     var agents: [AgentConfig]
+    var presenceReasons: [PresenceReason]
 }

@@ -397,7 +397,9 @@ struct LiveState {
     }
 
     /// Queues and agents as the store has them now (nil: the read failed).
-    mutating func configurationLoaded(_ loaded: (queues: [QueueConfig], agents: [AgentConfig])?, now: Date) -> [Effect] {
+    /// `reasons`: the not-ready reasons, when they were read too.
+    mutating func configurationLoaded(_ loaded: (queues: [QueueConfig], agents: [AgentConfig])?, reasons: [PresenceReason]? = nil,
+                                      now: Date) -> [Effect] {
         reloadInFlight = false
         var effects: [Effect] = []
         if reloadWanted {
@@ -407,9 +409,11 @@ struct LiveState {
         guard let (queues, agents) = loaded else { return effects }
         let newQueues = Dictionary(queues.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let newAgents = Dictionary(agents.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        guard newQueues != board.queues || newAgents != board.agents else { return effects }
+        let newReasons = reasons ?? board.presenceReasons
+        guard newQueues != board.queues || newAgents != board.agents || newReasons != board.presenceReasons else { return effects }
         board.queues = newQueues
         board.agents = newAgents
+        board.presenceReasons = newReasons
         figures.logMoved()
         return effects + resynchroniseAll(now: now)
     }

@@ -50,6 +50,29 @@ final class FiguresFeedTests: XCTestCase {
         XCTAssertEqual(next?.complete, true, "a new interval: everything")
     }
 
+    /// A new not-ready reason (NOTIFY sightline_config) reaches the board and its clients.
+    func testANewNotReadyReasonResynchronisesTheClients() throws {
+        var board = LiveBoard(dayStart: Calendar.current.startOfDay(for: t0))
+        board.queues["sales"] = QueueConfig(id: "sales", name: "Sales")
+        board.presenceReasons = [PresenceReason(code: "break", name: "Break")]
+        var state = LiveState(board: board, limits: try LiveState.Limits(resumeCapacity: 1000, heartbeatSeconds: 5, batchMilliseconds: 10),
+                              access: TokenTable(), now: t0)
+        let c = ConnectionID(1)
+        _ = state.clientOpened(c, query: QueryItems(), now: t0)
+        for case .buildSnapshots(let job) in state.clientMessage(c, #"{"type":"hello"}"#, now: t0) {
+            _ = state.snapshotsBuilt(job.run(), position: job.position, builtAt: job.now, now: t0)
+        }
+        let queues = [QueueConfig(id: "sales", name: "Sales")]
+        _ = state.reloadConfiguration()
+        let same = state.configurationLoaded((queues, []), reasons: [PresenceReason(code: "break", name: "Break")], now: t0 + 1)
+        XCTAssertFalse(same.contains { if case .buildSnapshots = $0 { return true } else { return false } }, "nothing changed")
+        _ = state.reloadConfiguration()
+        let more = [PresenceReason(code: "break", name: "Break"), PresenceReason(code: "coaching", name: "Coaching")]
+        let changed = state.configurationLoaded((queues, []), reasons: more, now: t0 + 2)
+        XCTAssertEqual(state.board.presenceReasons, more)
+        XCTAssertTrue(changed.contains { if case .buildSnapshots = $0 { return true } else { return false } }, "a fresh snapshot")
+    }
+
     /// /metrics reads today's queue figures from what SQL computed, nulls left out.
     func testTodayOfAQueueIsReadFromTheFigures() {
         var feed = FiguresFeed()
