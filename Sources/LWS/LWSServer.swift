@@ -36,6 +36,9 @@ public struct LWSConfiguration: Sendable {
     /// Checked on the WebSocket upgrade and on every request to a callback path that is not
     /// GET or HEAD (a refused Origin gets 403).
     public var allowedOrigins: [String]?
+    /// WebSockets one client address may hold open; beyond, the upgrade gets 429. Loopback
+    /// addresses (load tests, a proxy on this machine) are not limited. nil: no limit.
+    public var maxConnectionsPerAddress: Int? = 256
     /// Host names (without port) requests to callback paths and the upgrade may name in their
     /// Host header; others get 403 (a foreign name pointed at this address: DNS rebinding).
     /// nil: any.
@@ -101,6 +104,8 @@ public final class LWSServer {
     /// the queue copy it.
     struct Connection {
         let wsi: OpaquePointer
+        /// The client's address (for the per-address limit).
+        var peer = ""
         var queue: OutgoingQueue
         var receiving: [UInt8] = []
         var closing: (code: UInt16, reason: String)?
@@ -121,6 +126,8 @@ public final class LWSServer {
     private var loopThread: pthread_t?
     var nextID: UInt64 = 0
     private var connections: [UInt64: Connection] = [:]
+    /// Open WebSockets per client address.
+    private var connectionsByPeer: [String: Int] = [:]
     var exchanges: [UInt64: HTTPExchange] = [:]
     var bufferedBodyBytes = 0
     private var closingDeadline: Date?
@@ -268,6 +275,7 @@ public final class LWSServer {
         lws_context_destroy(ctx)
         context = nil
         connections.removeAll()
+        connectionsByPeer.removeAll()
         exchanges.removeAll()
         freeCMemory()
         loopThread = nil
@@ -418,6 +426,10 @@ public final class LWSServer {
             guard let wsi else { return 1 }
             let path = header(wsi, WSI_TOKEN_GET_URI)
             guard configuration.webSocketPaths.contains(path) else { return 1 }
+            guard peerMayConnect(peer(wsi)) else {
+                _ = lws_return_http_status(wsi, 429, "too many connections from this address")
+                return 1
+            }
             guard hostAllowed(header(wsi, WSI_TOKEN_HOST)) else {
                 _ = lws_return_http_status(wsi, 403, "host not allowed")
                 return 1
@@ -434,8 +446,10 @@ public final class LWSServer {
             guard let queue = try? OutgoingQueue(byteLimit: configuration.maxOutgoingBytesPerConnection) else { return -1 }
             nextID += 1
             slot.pointee = nextID
-            connections[nextID] = Connection(wsi: wsi, queue: queue)
-            let upgrade = WebSocketUpgrade(path: header(wsi, WSI_TOKEN_GET_URI), query: query(wsi), headers: headers(wsi), peer: peer(wsi))
+            let address = peer(wsi)
+            connections[nextID] = Connection(wsi: wsi, peer: address, queue: queue)
+            connectionsByPeer[address, default: 0] += 1
+            let upgrade = WebSocketUpgrade(path: header(wsi, WSI_TOKEN_GET_URI), query: query(wsi), headers: headers(wsi), peer: address)
             delegate?.server(self, handle: .opened(ConnectionID(nextID), upgrade))
             return 0
 
@@ -477,7 +491,8 @@ public final class LWSServer {
             return writeQueued(wsi, slot.pointee)
 
         case LWS_CALLBACK_CLOSED:
-            if let slot, slot.pointee != 0, connections.removeValue(forKey: slot.pointee) != nil {
+            if let slot, slot.pointee != 0, let gone = connections.removeValue(forKey: slot.pointee) {
+                forgetPeer(gone.peer)
                 delegate?.server(self, handle: .closed(ConnectionID(slot.pointee)))
                 slot.pointee = 0
             }
@@ -512,11 +527,24 @@ public final class LWSServer {
     private func refuse(_ wsi: OpaquePointer, _ slot: UnsafeMutablePointer<UInt64>, code: lws_close_status, _ reason: String) -> Int32 {
         var bytes = Array(reason.utf8.prefix(120))
         lws_close_reason(wsi, code, &bytes, bytes.count)
-        if connections.removeValue(forKey: slot.pointee) != nil {
+        if let gone = connections.removeValue(forKey: slot.pointee) {
+            forgetPeer(gone.peer)
             delegate?.server(self, handle: .closed(ConnectionID(slot.pointee)))
         }
         slot.pointee = 0
         return -1
+    }
+
+    private func forgetPeer(_ peer: String) {
+        let left = (connectionsByPeer[peer] ?? 1) - 1
+        connectionsByPeer[peer] = left > 0 ? left : nil
+    }
+
+    /// Whether one more WebSocket from `peer` stays within `maxConnectionsPerAddress`.
+    private func peerMayConnect(_ peer: String) -> Bool {
+        guard let limit = configuration.maxConnectionsPerAddress else { return true }
+        let loopback = peer.hasPrefix("127.") || peer == "::1" || peer.hasPrefix("::ffff:127.")
+        return loopback || (connectionsByPeer[peer] ?? 0) < limit
     }
 
     /// Writes what waits for a connection. lws takes one write per writeable callback (it

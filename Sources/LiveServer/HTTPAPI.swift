@@ -230,7 +230,7 @@ extension LiveService {
     func ingest(_ request: HTTPRequest, _ operations: [IngestOperation], status: Int, batch: Bool = false,
                 key: String?, principal: Principal) {
         state.countIngest(operations.count)
-        write(request, status: status, key: key, principal: principal) { store in
+        write(request, status: status, key: key, principal: principal, cost: operations.count) { store in
             func run() throws -> [IngestResult] {
                 var results: [IngestResult] = []
                 var created: [Int64] = []

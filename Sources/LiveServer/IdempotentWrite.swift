@@ -7,6 +7,20 @@ import LWS
 /// key in its own transaction; sent again, it gets the first answer (with
 /// `Idempotent-Replayed: true`) and changes nothing. Keys belong to the token that sent them.
 extension LiveService {
+    /// 429 with Retry-After when `principal` wrote more than its rate (every token has its own
+    /// bucket; loopback clients of a server without tokens are not limited).
+    func rateRefusal(_ principal: Principal, cost: Int) -> HTTPResponse? {
+        guard principal.tokenID != nil || principal.name == "bootstrap" else { return nil }
+        let key = principal.tokenID.map { "token-\($0)" } ?? principal.name
+        guard let wait = rateLimiter.take(key, cost: cost, now: Date()) else { return nil }
+        let seconds = max(1, Int(wait.rounded(.up)))
+        var response = APIError(status: 429, code: "rate_limited",
+                                message: "token \(principal.name) writes more than \(Int(rateLimiter.rate)) operations a second",
+                                hint: "retry after \(seconds) s; serve --ingest-rate and --ingest-burst set the limit").response
+        response.headers.append(("retry-after", String(seconds)))
+        return response
+    }
+
     /// The body of a write as a JSON object without its `idempotencyKey`, and the key.
     func writeBody(_ request: HTTPRequest) throws -> (body: [String: Any], key: String?) {
         var body = try jsonObject(request.body)
@@ -29,8 +43,12 @@ extension LiveService {
     /// Runs a write on a database worker. Without a key it runs at most once (a broken
     /// connection answers 503 write_outcome_unknown); with one, the claim, the write and its
     /// recorded answer commit together, so it may be replayed.
-    func write(_ request: HTTPRequest, status: Int, key: String?, principal: Principal,
+    func write(_ request: HTTPRequest, status: Int, key: String?, principal: Principal, cost: Int = 1,
                _ job: @escaping (InteractionStore) throws -> String) {
+        if let refused = rateRefusal(principal, cost: cost) {
+            server?.respond(request.id, refused)
+            return
+        }
         guard let key else {
             respondFromPool(request, replayable: false) { store in .json(status: status, try job(store)) }
             return

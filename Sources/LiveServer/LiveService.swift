@@ -21,6 +21,9 @@ public final class LiveService: LWSServerDelegate {
         public var bootstrapTokenHash: String?
         /// Seconds between rereads of the tokens (expiries; NOTIFY brings other changes at once).
         public var tokenReloadSeconds: TimeInterval = 1
+        /// Write operations a second per token, and how many may come at once (429 beyond).
+        public var ingestRate: Double = 200
+        public var ingestBurst: Double = 400
         /// Deltas kept for resuming clients.
         public var resumeCapacity = 100_000
         public var heartbeatSeconds: TimeInterval = 5
@@ -56,6 +59,8 @@ public final class LiveService: LWSServerDelegate {
     /// The last read of the live figures failed (loop thread only).
     var figuresFailing = false
     private var lastTokenReload = Date()
+    /// Writes per token (loop thread only).
+    var rateLimiter: RateLimiter
     private var tokenReloadInFlight = false
 
     /// Loads the board from the store (on the calling thread) and prepares the service.
@@ -66,6 +71,7 @@ public final class LiveService: LWSServerDelegate {
         self.conninfo = conninfo
         self.configuration = configuration
         self.logger = logger
+        rateLimiter = RateLimiter(rate: configuration.ingestRate, burst: configuration.ingestBurst)
         let store = try InteractionStore(conninfo: conninfo)
         let (board, skipped) = try store.loadBoard(dayStart: Calendar.current.startOfDay(for: Date()))
         let stored = try store.tokens()

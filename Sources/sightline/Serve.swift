@@ -27,6 +27,15 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("allowed-origin"), help: "A page Origin allowed to open the WebSocket and to write (repeatable). Default: the server's own host.")
     var allowedOrigins: [String] = []
 
+    @Option(help: "Write operations a second each token may send (a batch counts its operations); beyond: 429 with Retry-After.")
+    var ingestRate: Double = 200
+
+    @Option(help: "Write operations a token may send at once before --ingest-rate applies.")
+    var ingestBurst: Double = 400
+
+    @Option(help: "WebSocket connections one client address may hold open (loopback addresses are not limited); beyond: 429.")
+    var maxConnectionsPerAddress: Int = 256
+
     @Option(name: .customLong("allowed-host"), help: "A host name clients may use in the Host header (repeatable; '*': any). Default: the listen address, localhost, 127.0.0.1, ::1 and this machine's name.")
     var allowedHosts: [String] = []
 
@@ -83,6 +92,10 @@ struct Serve: ParsableCommand {
         guard (0.05...3600).contains(heartbeatSeconds) else { throw ValidationError("--heartbeat-seconds must be 0.05 to 3600") }
         guard (1...1000).contains(batchMs) else { throw ValidationError("--batch-ms must be 1 to 1000") }
         guard (1...600).contains(bodyTimeoutSeconds) else { throw ValidationError("--body-timeout-seconds must be 1 to 600") }
+        guard maxConnectionsPerAddress >= 1 else { throw ValidationError("--max-connections-per-address must be at least 1") }
+        guard ingestRate > 0, ingestRate.isFinite, ingestBurst >= 1, ingestBurst.isFinite else {
+            throw ValidationError("--ingest-rate must be above 0 and --ingest-burst at least 1")
+        }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     }
 
@@ -103,6 +116,8 @@ struct Serve: ParsableCommand {
 
             var config = LiveService.Configuration()
             config.bootstrapTokenHash = try bootstrapToken().map(TokenSecret.hashHex)
+            config.ingestRate = ingestRate
+            config.ingestBurst = ingestBurst
             config.resumeCapacity = resumeCapacity
             config.databaseWorkers = databaseWorkers
             config.heartbeatSeconds = heartbeatSeconds
@@ -125,6 +140,7 @@ struct Serve: ParsableCommand {
             lws.maxOutgoingBytesPerConnection = clientBuffer
             lws.allowedOrigins = allowedOrigins.isEmpty ? nil : allowedOrigins
             lws.allowedHosts = hostNames(listenHost: host)
+            lws.maxConnectionsPerAddress = maxConnectionsPerAddress
             logger.info("answering to the host names \(lws.allowedHosts.map { $0.joined(separator: ", ") } ?? "(any)"); add others with --allowed-host")
             lws.tlsCertificatePath = tlsCert
             lws.tlsPrivateKeyPath = tlsKey

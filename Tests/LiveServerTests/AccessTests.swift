@@ -195,4 +195,16 @@ final class AccessTests: XCTestCase {
         let expired = state.tokensLoaded(TokenTable(changed, bootstrapHash: nil), now: t0 + 3)
         XCTAssertTrue(expired.contains { if case .close(ConnectionID(2), 4401, "token expired") = $0 { return true } else { return false } })
     }
+
+    func testWritesPerTokenAreLimitedByABucket() {
+        var limiter = RateLimiter(rate: 10, burst: 5)
+        for _ in 0..<5 { XCTAssertNil(limiter.take("a", now: t0)) }
+        let wait = limiter.take("a", now: t0)
+        XCTAssertEqual(wait ?? 0, 0.1, accuracy: 0.001, "one more in a tenth of a second")
+        XCTAssertNil(limiter.take("b", now: t0), "each token has its own bucket")
+        XCTAssertNil(limiter.take("a", now: t0 + 0.1))
+        XCTAssertNotNil(limiter.take("a", cost: 3, now: t0 + 0.2), "a batch counts its operations")
+        XCTAssertNil(limiter.take("a", cost: 1000, now: t0 + 10), "a batch larger than the burst needs a full bucket")
+        XCTAssertNotNil(limiter.take("a", now: t0 + 10))
+    }
 }

@@ -5,6 +5,8 @@ import json
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -363,9 +365,8 @@ def test_writes_take_json_only_and_a_foreign_origin_is_refused(sightline):
     assert db_digest(sightline.database) == before
 
 
-def test_without_tokens_only_loopback_clients_are_served(isolated_server, binary):
-    """Another address of this machine is not loopback: a server listening on every address
-    refuses it while no token exists, and says so at start-up."""
+def other_address():
+    """An address of this machine that is not loopback (the test skips without one)."""
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         probe.connect(("10.255.255.255", 1))
@@ -376,15 +377,88 @@ def test_without_tokens_only_loopback_clients_are_served(isolated_server, binary
         probe.close()
     if not address or address.startswith("127."):
         pytest.skip("this machine has no address other than loopback")
+    return address
+
+
+def serve_on_every_address(isolated_server, binary, *args, env=None):
+    """A server listening on 0.0.0.0 (the later --listen wins over the fixture's)."""
     port = free_port()
-    # The later --listen wins over the fixture's 127.0.0.1 one.
-    server = Sightline(isolated_server.database, binary, ["--listen", f"0.0.0.0:{port}", "--allowed-host", address])
+    server = Sightline(isolated_server.database, binary, ["--listen", f"0.0.0.0:{port}", *args], env=env)
     server.port, server.base_url = port, f"http://127.0.0.1:{port}"
     isolated_server.servers.append(server)
     server.start_server()
+    return server
+
+
+def test_without_tokens_only_loopback_clients_are_served(isolated_server, binary):
+    """Another address of this machine is not loopback: a server listening on every address
+    refuses it while no token exists, and says so at start-up."""
+    address = other_address()
+    server = serve_on_every_address(isolated_server, binary, "--allowed-host", address)
+    port = server.port
     assert "serving only clients on this machine" in server.log_tail(20000)
     with socket.create_connection((address, port), timeout=5) as s:
         s.sendall(http_request("GET", "/api/board", host=f"{address}:{port}"))
         r = read_http_response(s, time.monotonic() + 5)
     assert r is not None and r.status == 403 and "only clients on this machine" in r.json()["error"]["message"], r
     assert server.api("GET", "/api/board")[0] == 200, "loopback is served"
+
+
+# -- limits ---------------------------------------------------------------------------------
+
+def test_writes_beyond_a_tokens_rate_get_429_with_retry_after_and_change_nothing(isolated_server):
+    server = isolated_server("--ingest-rate", "2", "--ingest-burst", "4", bootstrap=True)
+    token = accepted(server, server.mint_token("ingest"))
+    other = accepted(server, server.mint_token("ingest"))
+    prefix = unique("rate")
+    answers = []
+    for n in range(8):
+        req = urllib.request.Request(f"{server.base_url}/api/interactions", method="POST",
+                                     data=json.dumps({"callId": f"{prefix}-{n}"}).encode(),
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                answers.append((r.status, None))
+        except urllib.error.HTTPError as e:
+            answers.append((e.code, e.headers.get("Retry-After")))
+    created = server.db_query("select count(*) from sightline.interactions where call_id like %s", (prefix + "-%",))[0][0]
+    refused = [a for a in answers if a[0] == 429]
+    assert refused and all(int(after) >= 1 for _, after in refused), answers
+    assert created == sum(1 for s, _ in answers if s == 201), (answers, created)
+    # Another token has its own allowance; the first one writes again after waiting.
+    assert status_with(server, other, "POST", "/api/interactions", {"callId": unique("other")}) == 201
+    time.sleep(int(refused[-1][1]))
+    assert status_with(server, token, "POST", "/api/interactions", {"callId": unique("later")}) == 201
+
+
+def test_connections_per_client_address_are_limited(isolated_server, binary):
+    address = other_address()
+    server = serve_on_every_address(isolated_server, binary, "--allowed-host", address, "--max-connections-per-address", "3",
+                                    env={"SIGHTLINE_BOOTSTRAP_TOKEN": BOOTSTRAP_TOKEN})
+
+    def upgrade():
+        s = socket.create_connection((address, server.port), timeout=5)
+        s.sendall((f"GET /live HTTP/1.1\r\nHost: {address}:{server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+        return s, int(head.split(b" ", 2)[1]) if head else None
+
+    opened = [upgrade() for _ in range(3)]
+    assert [status for _, status in opened] == [101, 101, 101]
+    extra, status = upgrade()
+    extra.close()
+    assert status == 429
+    opened[0][0].close()
+    assert wait_for(lambda: (lambda r: (r[0].close(), r[1])[1])(upgrade()) == 101), "a closed connection frees its place"
+    for s, _ in opened[1:]:
+        s.close()
+    # Loopback clients are not limited (load tests, a proxy on this machine).
+    local = [ws_upgrade(server.port, "/live") for _ in range(5)]
+    assert all(r is not None and r.status == 101 for _, r in local)
+    for s, _ in local:
+        s.close()
