@@ -377,7 +377,8 @@ function renderHeld() {
 // -- alerts ----------------------------------------------------------------------------------------
 const alertCache = new Map();
 function renderAlerts() {
-  const list = [...state.alerts.values()].reverse();
+  // Critical first, then the newest: the list scrolls inside its panel.
+  const list = [...state.alerts.values()].reverse().sort((a, b) => (b.severity === "critical") - (a.severity === "critical"));
   syncKeyed($("alerts"), alertCache, list, (a) => a.id, (a) => {
     const li = el("li", { "data-testid": "alert" });
     li.dataset.rule = String(a.rule ?? "");
@@ -389,6 +390,7 @@ function renderAlerts() {
     const when = a.since ? ` since ${new Date(a.since).toLocaleTimeString([], { hour12: false })}` : "";
     setText(li, `${critical ? "✖ Critical" : "▲ Warning"}${when}: ${a.message ?? a.rule ?? ""}`);
   });
+  setText($("alerts-count"), list.length ? String(list.length) : "");
   const empty = $("alerts-empty");
   show(empty, list.length === 0);
   setText(empty, state.alertsSeen ? "No alert is firing." : "Alerts are not configured on this server.");
