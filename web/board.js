@@ -5,7 +5,7 @@
 import { Live, authHeaders } from "./live.js";
 import { connectionLevel, describeConnection, initialState, reduce, serverNow } from "./state.js";
 import {
-  ACTIVITY_LABEL, LEVEL_ICON, LEVEL_TEXT, STATE_LABEL, activityLabel, agentRows, count, derive, duration, interactionRows,
+  ACTIVITY_LABEL, LEVEL_ICON, LEVEL_TEXT, STATE_LABEL, compareNames, sortQueues, activityLabel, agentRows, count, derive, duration, interactionRows,
   percent, since, stateLabel,
 } from "./derive.js";
 import { KeyedTable, el, frameScheduler, setAttr, setClass, setOptions, setText, show, syncKeyed } from "./dom.js";
@@ -124,7 +124,7 @@ function sparkline(points) {
 }
 
 function renderQueues() {
-  const list = [...view.queues.values()].sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }) || (a.id < b.id ? -1 : 1));
+  const list = sortQueues(view.queues.values(), "name");
   syncKeyed($("queues"), tiles, list, (s) => s.id, (s) => {
     const t = buildTile(s);
     t.node._tile = t;
@@ -401,7 +401,7 @@ let filterInputs = null;
 function renderFilters() {
   if (filterInputs && filterInputs[0] === state.queues && filterInputs[1] === state.agents && filterInputs[2] === state.figures) return;
   filterInputs = [state.queues, state.agents, state.figures];
-  const queues = [...state.queues.values()].map((q) => [q.id, String(q.name ?? q.id)]).sort((a, b) => a[1].localeCompare(b[1]));
+  const queues = [...state.queues.values()].map((q) => [q.id, String(q.name ?? q.id)]).sort((a, b) => compareNames(a[1], b[1]));
   setOptions($("agents-queue"), queues);
   setOptions($("calls-queue"), queues);
   setOptions($("agents-activity"), [...ACTIVITY_LABEL].map(([a, label]) => [a, label]));

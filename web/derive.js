@@ -16,6 +16,9 @@ export const ACTIVITY_LABEL = new Map([
 ]);
 export const activityLabel = (a) => ACTIVITY_LABEL.get(a) || String(a ?? "");
 
+/// One collator for every name comparison (localeCompare with options builds one per call).
+export const compareNames = new Intl.Collator(undefined, { numeric: true }).compare;
+
 const LEVEL_RANK = new Map([["ok", 0], ["warn", 1], ["alarm", 2]]);
 export const LEVEL_TEXT = new Map([["ok", "OK"], ["warn", "Warning"], ["alarm", "Alarm"]]);
 export const LEVEL_ICON = new Map([["ok", "✓"], ["warn", "▲"], ["alarm", "✖"]]);
@@ -108,7 +111,7 @@ export function derive(state, now) {
     agents.push(row);
     agentById.set(a.id, row);
   }
-  agents.sort((x, y) => String(x.agent.name).localeCompare(String(y.agent.name)) || (x.agent.id < y.agent.id ? -1 : 1));
+  agents.sort((x, y) => compareNames(String(x.agent.name), String(y.agent.name)) || (x.agent.id < y.agent.id ? -1 : 1));
 
   const members = new Map();
   for (const row of agents) for (const q of row.queues) {
@@ -157,7 +160,7 @@ export function derive(state, now) {
 
 /// Queue summaries in wallboard order: by severity (alarm first, then longest wait), or by name.
 export function sortQueues(summaries, by = "severity") {
-  const byName = (a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  const byName = (a, b) => compareNames(a.name, b.name) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
   const list = [...summaries];
   if (by === "name") return list.sort(byName);
   return list.sort((a, b) => LEVEL_RANK.get(b.level) - LEVEL_RANK.get(a.level) || b.longest - a.longest || byName(a, b));
@@ -187,16 +190,18 @@ export function agentRows(view, { queue = "", activity = "", sort = "name", dir 
   let list = view.agents;
   if (queue) list = list.filter((r) => r.queues.includes(queue));
   if (activity) list = list.filter((r) => r.activity === activity);
-  const key = {
-    name: (r) => String(r.agent.name ?? ""),
-    activity: (r) => activityLabel(r.activity),
-    since: (r) => (r.since ? time(r.since) : Infinity),
-    handled: (r) => r.handled ?? -1,
-  }[sort] || ((r) => String(r.agent.name ?? ""));
-  list = [...list].sort((a, b) => {
-    const x = key(a), y = key(b);
-    return (x < y ? -1 : x > y ? 1 : 0) * dir;
-  });
+  if (sort === "name") {                        // derive() already sorted them by name
+    list = dir > 0 ? [...list] : [...list].reverse();
+  } else {
+    const key = {
+      activity: (r) => activityLabel(r.activity),
+      since: (r) => (r.since ? time(r.since) : Infinity),
+      handled: (r) => r.handled ?? -1,
+    }[sort] || ((r) => activityLabel(r.activity));
+    const keyed = list.map((r, n) => [key(r), n, r]);   // ties keep the name order
+    keyed.sort(([x, m], [y, n]) => (x < y ? -1 : x > y ? 1 : m - n) * (x === y ? 1 : dir));
+    list = keyed.map(([, , r]) => r);
+  }
   return { rows: list, total: view.agents.length };
 }
 

@@ -205,6 +205,19 @@ def test_reducer_and_derived_figures(browser, sightline):
       const sum = (id, name, level, longest) => ({ id, name, level, longest });
       out.severity = sortQueues([sum("a", "A", "ok", 0), sum("b", "B", "alarm", 5), sum("c", "C", "warn", 9), sum("d", "D", "alarm", 50)]).map((x) => x.id);
       out.byName = sortQueues([sum("q10", "Q10", "ok", 0), sum("q2", "Q2", "alarm", 0), sum("q1", "Q1", "ok", 0)], "name").map((x) => x.id);
+      // Tables: agents by name (a collator: case and accents as people read them), by handled
+      // (ties in name order), reversed; interactions filtered by queue and sorted by wait.
+      const { agentRows } = await import("/derive.js");
+      const t = reduce(s, { type: "snapshot", at, board: { queues: [q("ok")], interactions: [
+          { id: 1, state: "queued", queue: "ok", stateSince: "2026-11-24T10:14:00Z" }, { id: 2, state: "queued", queue: "x", stateSince: "2026-11-24T10:13:00Z" },
+          { id: 3, state: "queued", queue: "ok", stateSince: "2026-11-24T10:12:00Z" }],
+        agents: [{ id: "e", name: "Émile", queues: ["ok"], today: { handled: 1 } }, { id: "b", name: "bob", queues: [], today: { handled: 5 } },
+                 { id: "a", name: "Ann", queues: ["ok"], today: { handled: 1 } }] } });
+      const tv = derive(t, at);
+      const ids = (rows) => rows.map((r) => r.agent.id);
+      out.agentSorts = [ids(agentRows(tv).rows), ids(agentRows(tv, { sort: "name", dir: -1 }).rows),
+                        ids(agentRows(tv, { sort: "handled", dir: -1 }).rows), ids(agentRows(tv, { queue: "ok" }).rows)];
+      out.calls = interactionRows(t, at, { queue: "ok" }).rows.map((i) => i.id).concat(interactionRows(t, at, { sort: "wait", dir: -1 }).rows.map((i) => i.id));
       out.stale = describeConnection(reduce(s, { type: "status", database: "down", since: "2026-11-24T10:14:00Z", at: at + 3000 }), at + 63000);
       return out;
     """)
@@ -222,6 +235,8 @@ def test_reducer_and_derived_figures(browser, sightline):
     assert result["severity"] == ["d", "b", "c", "a"]
     assert result["byName"] == ["q1", "q2", "q10"]
     assert result["stale"].startswith("stale: database unreachable, data ")
+    assert result["agentSorts"] == [["a", "b", "e"], ["e", "b", "a"], ["b", "a", "e"], ["a", "e"]]
+    assert result["calls"] == [3, 1, 1, 2, 3]
 
 
 def test_reducer_takes_presence_and_the_figures_postgresql_counted(browser, sightline):
