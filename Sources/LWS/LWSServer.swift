@@ -422,6 +422,15 @@ public final class LWSServer {
             drainPosted()
             return 0
 
+        case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+            // lws serves files by following symlinks: one inside the web folder that leads out of
+            // it must not expose what it points at.
+            guard let wsi, let input else { return 0 }
+            let uri = String(cString: input.assumingMemoryBound(to: CChar.self))
+            guard staticFileLeavesRoot(uri) else { return 0 }
+            _ = lws_return_http_status(wsi, 403, "not served: a link out of the web folder")
+            return 1
+
         case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
             guard let wsi else { return 1 }
             let path = header(wsi, WSI_TOKEN_GET_URI)
@@ -690,6 +699,26 @@ public final class LWSServer {
         var buffer = [CChar](repeating: 0, count: 64)
         _ = lws_get_peer_simple(wsi, &buffer, buffer.count)
         return cText(buffer)
+    }
+
+    /// Whether `uri` names a static file whose real path (symlinks resolved) is outside the
+    /// static root. Paths of the delegate and the aliases are not files.
+    func staticFileLeavesRoot(_ uri: String) -> Bool {
+        guard let root = configuration.staticRoot, let realRoot = realPath(root) else { return false }
+        let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
+        if configuration.callbackPrefixes.contains(where: { path == $0 || path.hasPrefix($0 + "/") })
+            || configuration.staticAliases[path] != nil || configuration.webSocketPaths.contains(path) {
+            return false
+        }
+        let file = root + (path.hasSuffix("/") ? path + "index.html" : path)
+        guard let real = realPath(file) else { return false }  // missing: lws answers 404
+        return real != realRoot && !real.hasPrefix(realRoot + "/")
+    }
+
+    private func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     /// An absent Origin is a client that is not a browser page: allowed.

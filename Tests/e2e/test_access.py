@@ -2,6 +2,7 @@
 endpoint and the stream, revocation and expiry closing streams, DNS rebinding, and pages of
 other sites that try to write. Real server, real PostgreSQL, real WebSocket clients."""
 import json
+import shutil
 import socket
 import subprocess
 import time
@@ -462,3 +463,17 @@ def test_connections_per_client_address_are_limited(isolated_server, binary):
     assert all(r is not None and r.status == 101 for _, r in local)
     for s, _ in local:
         s.close()
+
+
+def test_a_symlink_out_of_the_web_folder_is_not_served(fresh_server, tmp_path):
+    web = tmp_path / "web"
+    shutil.copytree(ROOT / "web", web)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the web " + unique("s"))
+    (web / "leak.txt").symlink_to(secret)
+    (web / "inside.css").symlink_to(web / "style.css")
+    server = fresh_server("--web", str(web))
+    status, body = server.api("GET", "/leak.txt")
+    assert status == 403 and "not for the web" not in str(body), (status, body)
+    assert server.api("GET", "/inside.css")[0] == 200, "a link that stays inside is served"
+    assert server.api("GET", "/")[0] == 200
