@@ -84,11 +84,13 @@ struct ObjectWriter {
 /// `2026-11-24T10:15:02.120Z`
 func isoTime(_ date: Date) -> String {
     let millis = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
-    var seconds = time_t(millis / 1000)
+    // Floor division: before 1970 the milliseconds stay 0...999 (truncation gave ".-350").
+    let whole = millis >= 0 ? millis / 1000 : (millis - 999) / 1000
+    var seconds = time_t(whole)
     var parts = tm()
     gmtime_r(&seconds, &parts)
     return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1,
-                  parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec, Int(millis % 1000))
+                  parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec, Int(millis - whole * 1000))
 }
 
 /// The JSON shapes of docs/protocol.md and the HTTP API, one definition each.
