@@ -140,7 +140,7 @@ def test_a_poison_row_is_skipped_and_the_server_restarts(isolated_server):
     server.add_queue(queue)
     server.add_agent(agent, queues=[queue])
     client = LiveClient(server.ws_url).run_in_background()
-    assert client.wait_for(lambda c: c.snapshots == 1, 10), (client.messages, client.closed, client.error)
+    assert client.wait_for(lambda c: c.snapshots >= 1, 10), (client.messages, client.closed, client.error)
     with psycopg.connect(db, autocommit=True) as conn:
         try:
             conn.execute("select sightline.create_interaction('poison', 'infinity')")
@@ -181,7 +181,7 @@ def test_a_poison_row_is_skipped_and_the_server_restarts(isolated_server):
     # A restart reads the board with the poison row in it, and serves.
     server.restart_server()
     again = LiveClient(server.ws_url).run_in_background()
-    assert again.wait_for(lambda c: c.snapshots == 1, 10), f"no snapshot after the restart: {again.messages}"
+    assert again.wait_for(lambda c: c.snapshots >= 1, 10), f"no snapshot after the restart: {again.messages}"
     b = server.create()
     assert again.wait_for(lambda c: b in c.board, 10)
     assert server.api("GET", "/healthz")[0] == 200

@@ -67,7 +67,7 @@ def test_snapshot_then_deltas(sightline, scenario):
 
 def test_fifty_clients_eight_writers_every_transition_once(sightline, scenario):
     clients = [LiveClient(sightline.ws_url).run_in_background() for _ in range(50)]
-    assert all(c.wait_for(lambda c: c.snapshots == 1, 10) for c in clients)
+    assert all(c.wait_for(lambda c: c.snapshots >= 1, 10) for c in clients)
     writers, per_writer = 8, 90   # 8 x 90 x 8 transitions = 5,760
     ids = [[] for _ in range(writers)]
     threads = []
@@ -152,7 +152,7 @@ def test_postgres_restart_loses_nothing(sightline, scenario, fresh_server):
         pytest.fail("SIGHTLINE_TEST_PG_DIR is not set: run scripts/test")
     server = fresh_server()
     client = LiveClient(server.ws_url).run_in_background()
-    assert client.wait_for(lambda c: c.snapshots == 1, 10)
+    assert client.wait_for(lambda c: c.snapshots >= 1, 10)
     ids = []
     drive_sql(server.database, scenario.queue, scenario.ann, 5, unique("before"), ids)
     subprocess.run([str(ROOT / "scripts/pg"), "stop", pgdir], check=True)
@@ -209,7 +209,7 @@ def test_a_client_that_stops_reading_costs_the_others_nothing(fresh_server, scen
     fast = LiveClient(server.ws_url).run_in_background()
     # Bounds are for a machine busy with other work too (the writers below share this Python
     # process with the fast client); a stalled server still misses them by far.
-    assert fast.wait_for(lambda c: c.snapshots == 1, 20)
+    assert fast.wait_for(lambda c: c.snapshots >= 1, 20)
     rss_before = server.rss_kb()
     ids = []
     lat = []
@@ -391,7 +391,7 @@ def test_caller_path_and_history_over_http(sightline, scenario):
 def test_sigterm_closes_clients_with_1001_and_exits(fresh_server):
     server = fresh_server()
     client = LiveClient(server.ws_url).run_in_background()
-    assert client.wait_for(lambda c: c.snapshots == 1, 10)
+    assert client.wait_for(lambda c: c.snapshots >= 1, 10)
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(timeout=10) == 0
     assert client.wait_for(lambda c: c.closed is not None, 5)
@@ -443,7 +443,7 @@ def test_agents_and_queues_created_by_another_writer_appear(sightline):
     tag = uuid.uuid4().hex[:8]
     q, agent = f"sqlq-{tag}", f"sqla-{tag}"
     client = LiveClient(sightline.ws_url).run_in_background()
-    assert client.wait_for(lambda c: c.snapshots == 1, 10)
+    assert client.wait_for(lambda c: c.snapshots >= 1, 10)
     with psycopg.connect(sightline.database, autocommit=True) as conn:
         conn.execute("select sightline.upsert_queue(%s, %s)", (q, "From SQL"))
         conn.execute("select sightline.upsert_agent(%s, %s, %s)", (agent, "Agent From SQL", [q]))

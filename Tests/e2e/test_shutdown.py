@@ -18,7 +18,7 @@ def test_sigterm_with_database_work_in_flight_exits_cleanly(fresh_server):
     assert status == 201
     iid = created["id"]
     client = LiveClient(server.ws_url).run_in_background()
-    assert client.wait_for(lambda c: c.snapshots == 1, 10)
+    assert client.wait_for(lambda c: c.snapshots >= 1, 10)
 
     # Another writer holds the interaction's row: the API's transition waits on a database worker.
     holder = psycopg.connect(server.database)
