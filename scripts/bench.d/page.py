@@ -2,7 +2,8 @@
 """page.py --url URL --dsn DSN [options]: the board page under contact-center load, measured in
 the browser (headless Chromium, 1920x1080).
 
-Through the SQL functions (as an ACD writes) it configures QUEUES queues and AGENTS agents, brings
+Through the SQL functions (as an ACD writes) it configures QUEUES queues and AGENTS agents (logged
+in, one in ten on a break), brings
 LIVE interactions onto the board, then for DURATION seconds writes RATE transitions per second,
 each one legal step of a random live interaction (a completion is followed by a new caller, so
 the board stays at about LIVE). Every transition's commit time is the database clock at the end
@@ -74,6 +75,8 @@ class Store:
 
     def __init__(self, dsn):
         self.conn = psycopg.connect(dsn, autocommit=True)
+        self.has_presence = self.conn.execute(
+            "select exists (select 1 from pg_proc where proname = 'set_presence')").fetchone()[0]
 
     def create(self, call_id):
         return self.conn.execute("select sightline.create_interaction(%s)", (call_id,)).fetchone()[0]
@@ -114,6 +117,11 @@ def main():
     for n, a in enumerate(agents):
         member = sorted({queues[n % len(queues)], queues[(n * 7 + 3) % len(queues)]})
         db.conn.execute("select sightline.upsert_agent(%s, %s, %s)", (a, f"Agent {n + 1:03}", member))
+        # Logged in: most ready, one in ten on a break (a server without presence has no such function).
+        if db.has_presence:
+            db.conn.execute("select sightline.set_presence(%s, 'ready')", (a,))
+            if n % 10 == 9:
+                db.conn.execute("select sightline.set_presence(%s, 'not_ready', 'break')", (a,))
     free = list(agents)
     rnd.shuffle(free)
     live = {}          # iid -> [state, agent, queue]
