@@ -150,8 +150,8 @@ export class PathView {
         const last = ts[ts.length - 1];
         const before = ts.length > 1 ? ts[ts.length - 2] : null;
         const ended = l.endedAt || last?.at;
-        const where = before ? this.spanLabel(before, leg, null) : "before routing";
-        text += ` at ${ended ? clock(Date.parse(ended)) : "?"}: the new leg ended while ${esc(where.toLowerCase())}${ended ? ` after ${duration((Date.parse(ended) - Date.parse(l.at)) / 1000)}` : ""}; the caller went back to #${l.from}`;
+        const where = before ? this.spanLabel(before, leg, null) : "its first state";
+        text += ` at ${ended ? clock(Date.parse(ended)) : "?"}: the new leg ended in ${esc(where)}${ended ? ` after ${duration((Date.parse(ended) - Date.parse(l.at)) / 1000)}` : ""}; the caller went back to #${l.from}`;
       } else if (l.status === "succeeded" && l.endedAt) {
         text += ` at ${clock(Date.parse(l.endedAt))}`;
       }

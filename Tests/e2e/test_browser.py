@@ -180,7 +180,7 @@ def test_transfer_draws_the_path_live(browser, sightline, scenario):
     sightline.transition(c, "completed")
     wait_until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "[data-testid=path-arrow][data-status=failed]")) == 1, 10)
     failed = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "[data-testid=path-link]") if "failed" in e.text]
-    assert failed and "the new leg ended while" in failed[0], failed
+    assert failed and f"the new leg ended in Queued · Queue {scenario.tag}" in failed[0], failed    # names as written
     # Span labels stay inside their spans; the axis has ticks.
     assert browser.find_elements(By.CSS_SELECTOR, "[data-testid=path-tick]")
     overflow = browser.execute_script("""
