@@ -46,7 +46,7 @@ setInterval(() => {
   for (const [id, s] of view.queues) {
     let list = localDepth.get(id);
     if (!list) localDepth.set(id, (list = []));
-    list.push([view.now, s.waiting.length]);
+    list.push([view.now, s.waitingCount]);
     while (list.length && view.now - list[0][0] > 3600e3) list.shift();
   }
 }, 30000);
@@ -95,7 +95,7 @@ function updateTile(t, s) {
   setText(t.badge, `${LEVEL_ICON.get(s.level)} ${LEVEL_TEXT.get(s.level)}`);
   setClass(t.badge, `badge level-${s.level}`);
   setText(t.why, s.reasons.join("; ") || "within thresholds");
-  setText(t.waiting, s.waiting.length);
+  setText(t.waiting, s.waitingCount);
   setText(t.longest, duration(s.longest));
   const slBad = s.serviceLevel != null && s.serviceLevelTarget != null && s.serviceLevel < s.serviceLevelTarget;
   setText(t.sl.dt, s.serviceLevelTarget == null ? "service level" : `SL · target ${percent(s.serviceLevelTarget)}`);
@@ -449,6 +449,8 @@ function render() {
   setText(status, describeConnection(state, Date.now()));
   setClass(status, `status st-${connectionLevel(state)}`);
   document.body.classList.toggle("stale", connectionLevel(state) !== "live");
+  show($("wallboard-token"), state.view === "wallboard");
+  document.body.classList.toggle("wallboard-view", state.view === "wallboard");
   renderQueues();
   renderDetail();
   renderHeld();

@@ -24,6 +24,7 @@ export const LEVEL_TEXT = new Map([["ok", "OK"], ["warn", "Warning"], ["alarm", 
 export const LEVEL_ICON = new Map([["ok", "✓"], ["warn", "▲"], ["alarm", "✖"]]);
 export const worse = (a, b) => (LEVEL_RANK.get(b) > LEVEL_RANK.get(a) ? b : a);
 
+const COUNTED = new Map([["delivery_pending", "ringing"], ["delivered", "talking"], ["held", "onHold"], ["after_call_work", "wrapUp"]]);
 const WORKING = new Set(["delivery_pending", "delivered", "held", "after_call_work"]);
 const time = (text) => (text ? Date.parse(text) : NaN);
 const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
@@ -72,8 +73,16 @@ export function derive(state, now) {
   const busy = new Map();
   const waitingByQueue = new Map();
   const held = [];
+  // Per queue, the counts a wallboard token gets from the server (WallboardView.swift), counted
+  // the same way here from the interactions: a call being transferred counts only as such.
+  const counts = new Map();
+  const countsOf = (q) => counts.get(q) || counts.set(q, { ringing: 0, talking: 0, onHold: 0, wrapUp: 0, transferring: 0 }).get(q);
   for (const i of state.interactions.values()) {
     if (i.state === "held") held.push(i);
+    if (i.queue != null) {
+      const c = countsOf(i.queue), key = i.transfer ? "transferring" : COUNTED.get(i.state);
+      if (key) c[key]++;
+    }
     if (i.state === "queued" && !i.transfer && i.queue != null) {
       let list = waitingByQueue.get(i.queue);
       if (!list) waitingByQueue.set(i.queue, (list = []));
@@ -114,7 +123,7 @@ export function derive(state, now) {
   agents.sort((x, y) => compareNames(String(x.agent.name), String(y.agent.name)) || (x.agent.id < y.agent.id ? -1 : 1));
 
   const members = new Map();
-  for (const row of agents) for (const q of row.queues) {
+  for (const row of agents) for (const q of new Set(row.queues)) {
     let list = members.get(q);
     if (!list) members.set(q, (list = []));
     list.push(row);
@@ -123,7 +132,12 @@ export function derive(state, now) {
   const queues = new Map();
   for (const q of state.queues.values()) {
     const w = waitingByQueue.get(q.id) || [];
-    const longest = w.length ? Math.max(0, (now - waitStart(w[0])) / 1000) : 0;
+    // A wallboard token's view has no interaction and no agent: the server's counts instead.
+    const wb = state.wallboard ? state.wallboard.get(q.id) || {} : null;
+    const waitingCount = wb ? num(wb.waiting) ?? 0 : w.length;
+    const longestSince = wb ? time(wb.longestWaitingSince) : w.length ? waitStart(w[0]) : NaN;
+    const longest = waitingCount && Number.isFinite(longestSince) ? Math.max(0, (now - longestSince) / 1000) : 0;
+    const c = wb || counts.get(q.id) || {};
     const m = members.get(q.id) || [];
     const fig = figuresOf(state, "queues", q.id);
     const today = fig?.today || q.today || {};
@@ -139,12 +153,15 @@ export function derive(state, now) {
       else free++;
     }
     const presenceKnown = staff != null || m.some((row) => row.presence);
-    const { level, reasons } = queueLevel(q, longest, w.length, today);
+    const { level, reasons } = queueLevel(q, longest, waitingCount, today);
     queues.set(q.id, {
-      id: q.id, queue: q, name: String(q.name ?? q.id), waiting: w, longest, level, reasons, members: m,
-      presenceKnown, free,
+      id: q.id, queue: q, name: String(q.name ?? q.id), waiting: w, waitingCount, longest, level, reasons, members: m,
+      presenceKnown, free: wb ? null : free,
+      ringing: num(c.ringing) ?? 0, talking: num(c.talking) ?? 0, onHold: num(c.onHold) ?? 0,
+      wrapUp: num(c.wrapUp) ?? 0, transferring: num(c.transferring) ?? 0,
+      agents: wb ? num(wb.agents) : m.length,
       ready: staff ? num(staff.agentsReady) : presenceKnown ? ready : null,
-      here: staff ? num(staff.agentsInteracting) : here,
+      here: staff ? num(staff.agentsInteracting) : wb ? null : here,
       elsewhere: staff ? num(staff.agentsBusyElsewhere) : elsewhere,
       notReady: staff ? num(staff.agentsNotReady) : presenceKnown ? notReady : null,
       loggedOut: staff ? num(staff.agentsLoggedOut) : presenceKnown ? loggedOut : null,

@@ -33,6 +33,10 @@ export class Live {
     this.lastHeard = Date.now();
     this.connect();
     setInterval(() => this.watchdog(), 1000);
+    // A new #token=... on the open page (the address edited, a link followed) starts over with it.
+    addEventListener("hashchange", () => {
+      if (new URLSearchParams(location.hash.slice(1)).has("token")) location.reload();
+    });
   }
 
   connect() {

@@ -14,6 +14,8 @@ export function initialState() {
     dataTime: null,             // server time of the newest data we hold (ms)
     serverOffset: 0,            // server clock - page clock (ms)
     figures: null,              // FIGURES from PostgreSQL: {timeZone, interval, day, asOf, queues: Map, agents: Map}
+    view: "full",               // "full", or "wallboard" (a wallboard token: counts per queue, no agent, no interaction)
+    wallboard: null,            // wallboard view: queue id -> {waiting, longestWaitingSince, talking, onHold, agents, ...}
     presenceReasons: new Map(), // not-ready reason code -> name
     alerts: new Map(),          // alert id -> newest alert message
     alertsSeen: false,          // the server evaluates alerts (its snapshot lists them, or one arrived)
@@ -40,6 +42,8 @@ export function reduce(state, event) {
         depth: new Map(entries(b.depth)),
         figures: b.figures ? mergeFigures(null, b.figures, true) : null,
         presenceReasons: new Map((b.presenceReasons || []).map((r) => [r.code, r.name ?? r.code])),
+        view: event.view === "wallboard" ? "wallboard" : "full",
+        wallboard: event.view === "wallboard" ? new Map(entries(event.wallboard)) : null,
         // A server with alert rules sends the firing ones with every snapshot: replace the list.
         ...(Array.isArray(event.alerts)
           ? { alerts: new Map(event.alerts.filter((a) => a && a.id != null && a.state !== "resolved").map((a) => [a.id, a])), alertsSeen: true }
@@ -83,6 +87,25 @@ export function reduce(state, event) {
       }
       return {
         ...state, interactions, queues, agents,
+        position: event.position ?? state.position,
+        dataTime: event.at + state.serverOffset,
+        changed: state.changed + 1,
+      };
+    }
+    case "wallboard": {
+      // The counts of every queue the token sees, whole: they replace the previous ones, and
+      // their `today` replaces the queue's (as a delta's queueToday does on the full view).
+      if (!event.queues || typeof event.queues !== "object") return state;
+      const wallboard = new Map(entries(event.queues));
+      let queues = state.queues;
+      for (const [qid, w] of wallboard) {
+        const q = queues.get(qid);
+        if (!q || !w || !w.today) continue;
+        if (queues === state.queues) queues = new Map(queues);
+        queues.set(qid, { ...q, today: w.today });
+      }
+      return {
+        ...state, view: "wallboard", wallboard, queues,
         position: event.position ?? state.position,
         dataTime: event.at + state.serverOffset,
         changed: state.changed + 1,

@@ -1,5 +1,8 @@
 // Wallboard for a TV: every selected queue on screen, sized to fit; when they cannot all fit at
 // a readable size, pages rotate. Worst queues first (or by name). Dimmed while the data is stale.
+// With a wallboard token the server sends counts per queue only (snapshot "view": "wallboard",
+// then `wallboard` messages; no call, no agent); with a supervisor or admin token, or a server
+// with no tokens, it sends the whole board and the same figures are counted here (derive.js).
 // URL parameters:
 //   queues=sales,support      only these queues (default: all)
 //   sort=severity|name        tile order (default severity: alarm, warning, then longest wait)
@@ -61,11 +64,15 @@ function build() {
   t.asa = cell("ASA", "wall-asa");
   t.ready = cell("ready", "wall-ready");
   t.onCall = cell("handling", "wall-oncall");
+  t.talking = cell("talking", "wall-talking");
+  t.onHold = cell("on hold", "wall-onhold");
+  t.agents = cell("agents", "wall-agents");
   t.node = el("section", { class: "wall-tile", "data-testid": "wallboard-tile" }, [
     el("div", { class: "wall-head" }, [t.name, t.badge]),
     el("div", { class: "wall-big" }, [t.waiting, el("span", { class: "wall-label", text: " waiting" })]),
     el("div", { class: "wall-row" }, [t.longest.node, t.sl.node, t.abandon.node]),
-    el("div", { class: "wall-row" }, [t.asa.node, t.ready.node, t.onCall.node]),
+    el("div", { class: "wall-row" }, [t.talking.node, t.onHold.node, t.asa.node]),
+    el("div", { class: "wall-row" }, [t.agents.node, t.ready.node, t.onCall.node]),
   ]);
   t.node._t = t;
   return t.node;
@@ -80,7 +87,7 @@ function update(node, s) {
   setAttr(t.name, "title", s.name);
   setText(t.badge, `${LEVEL_ICON.get(s.level)} ${LEVEL_TEXT.get(s.level)}`);
   setClass(t.badge, `badge level-${s.level}`);
-  setText(t.waiting, s.waiting.length);
+  setText(t.waiting, s.waitingCount);
   setText(t.longest.b, duration(s.longest));
   setText(t.sl.b, `${percent(s.serviceLevel)}${s.serviceLevel != null && s.serviceLevelTarget != null && s.serviceLevel < s.serviceLevelTarget ? " ▼" : ""}`);
   setText(t.abandon.b, percent(s.abandon));
@@ -89,6 +96,9 @@ function update(node, s) {
   setText(t.ready.node.firstChild, s.presenceKnown ? "ready" : "no call");
   setText(t.ready.b, count(s.presenceKnown ? s.ready : s.free));
   setText(t.onCall.b, count(s.here));
+  setText(t.talking.b, count(s.talking));
+  setText(t.onHold.b, count(s.onHold));
+  setText(t.agents.b, count(s.agents));
 }
 
 const tiles = new Map();
@@ -110,7 +120,7 @@ function render() {
   wall.style.gridTemplateColumns = `repeat(${fit.cols}, minmax(0, 1fr))`;
   wall.style.gridTemplateRows = `repeat(${rows}, minmax(0, 1fr))`;
   const tileH = (h - gap * (rows - 1)) / rows, tileW = (w - gap * (fit.cols - 1)) / fit.cols;
-  wall.style.setProperty("--u", `${Math.max(6, Math.min(tileH / 17.5, tileW / 24)).toFixed(1)}px`);
+  wall.style.setProperty("--u", `${Math.max(6, Math.min(tileH / 21.5, tileW / 24)).toFixed(1)}px`);
   syncKeyed(wall, tiles, shown, (s) => s.id, build, update);
   setText(document.getElementById("wall-page"), pages > 1 ? `page ${p + 1} of ${pages} · ${list.length} queues` : `${list.length} queue${list.length === 1 ? "" : "s"}`);
   setText(document.getElementById("wall-clock"), new Date(now).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false }));

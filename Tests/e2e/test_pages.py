@@ -6,6 +6,7 @@ import time
 import pytest
 from selenium.webdriver.common.by import By
 
+from conftest import unique
 from browser_support import (chromium, inside, overlap, rects, run_module, screenshot, severe_logs, status_text,
                              viewport, wait_until)
 
@@ -218,6 +219,17 @@ def test_reducer_and_derived_figures(browser, sightline):
       out.agentSorts = [ids(agentRows(tv).rows), ids(agentRows(tv, { sort: "name", dir: -1 }).rows),
                         ids(agentRows(tv, { sort: "handled", dir: -1 }).rows), ids(agentRows(tv, { queue: "ok" }).rows)];
       out.calls = interactionRows(t, at, { queue: "ok" }).rows.map((i) => i.id).concat(interactionRows(t, at, { sort: "wait", dir: -1 }).rows.map((i) => i.id));
+      // A wallboard token's view: counts per queue (ids kept as sent), then a wallboard message
+      // replacing them and the queue's today; the longest wait runs from longestWaitingSince.
+      let w = reduce(initialState(), { type: "snapshot", view: "wallboard", position: "2.1", serverTime: "2026-11-24T10:15:00Z", at,
+        board: { queues: [q("__proto__")], agents: [], interactions: [] },
+        wallboard: JSON.parse('{"__proto__": {"waiting": 3, "longestWaitingSince": "2026-11-24T10:14:00Z", "talking": 2, "onHold": 1, "agents": 4}}') });
+      const wv = (st, now) => { const x = derive(st, now).queues.get("__proto__");
+        return [x.waitingCount, x.longest, x.talking, x.onHold, x.agents, x.level, x.serviceLevel]; };
+      out.wall = [wv(w, at)];
+      w = reduce(w, { type: "wallboard", position: "2.2", at: at + 5000,
+        queues: JSON.parse('{"__proto__": {"waiting": 0, "longestWaitingSince": null, "talking": 1, "onHold": 0, "agents": 4, "today": {"serviceLevelPercent": 50}}}') });
+      out.wall.push(wv(w, at + 5000), w.position, w.view);
       out.stale = describeConnection(reduce(s, { type: "status", database: "down", since: "2026-11-24T10:14:00Z", at: at + 3000 }), at + 63000);
       return out;
     """)
@@ -237,6 +249,7 @@ def test_reducer_and_derived_figures(browser, sightline):
     assert result["stale"].startswith("stale: database unreachable, data ")
     assert result["agentSorts"] == [["a", "b", "e"], ["e", "b", "a"], ["b", "a", "e"], ["a", "e"]]
     assert result["calls"] == [3, 1, 1, 2, 3]
+    assert result["wall"] == [[3, 60, 2, 1, 4, "alarm", 100], [0, 0, 1, 0, 4, "warn", 50], "2.2", "wallboard"]
 
 
 def test_reducer_takes_presence_and_the_figures_postgresql_counted(browser, sightline):
@@ -323,3 +336,94 @@ def test_presence_and_the_figures_of_the_server_on_the_board_and_in_the_drill_do
     browser.execute_script("document.querySelector('[data-testid=queue-detail]').scrollIntoView()")
     screenshot(browser, server, "board-drill-down-figures.png")
     assert severe_logs(browser) == []
+
+
+WALL_FIGURES = """
+  return Object.fromEntries([...document.querySelectorAll('[data-testid=wallboard-tile]')].map(t => [t.dataset.queue,
+    Object.fromEntries([...t.querySelectorAll('[data-testid^=wall-]')].map(e => [e.dataset.testid, e.textContent]))]))"""
+
+
+def seconds(text):
+    """'1:05' -> 65 (the wallboard's durations)."""
+    parts = [int(p) for p in text.split(":")]
+    return sum(p * 60 ** n for n, p in enumerate(reversed(parts)))
+
+
+def test_a_wallboard_token_shows_the_same_figures_as_an_admin_token_and_no_call_or_agent(browser, isolated_server):
+    server = isolated_server(bootstrap=True)
+    server.add_queue("sales", "Sales", waitWarningSeconds=1, waitAlarmSeconds=600)
+    server.add_queue("support", "Support")
+    server.add_agent("ag-ann", "Ann Hallway", ["sales"])
+    server.add_agent("ag-bo", "Bo Corridor", ["sales", "support"])
+    calls = []
+
+    def call(queue, *steps):
+        call_id = unique("wallcall")
+        iid = server.create(call_id)
+        calls.append(call_id)
+        server.transition(iid, "queued", queue=queue)
+        for to, agent in steps:
+            server.transition(iid, to, agent=agent)
+
+    call("sales", ("delivery_pending", "ag-ann"), ("delivered", None), ("after_call_work", None), ("completed", None))
+    call("sales", ("completed", None))                                  # abandoned
+    call("sales", ("delivery_pending", "ag-bo"), ("delivered", None), ("held", "ag-bo"))
+    call("sales", ("delivery_pending", "ag-ann"), ("delivered", None))
+    call("sales")
+    call("sales")
+    call("support")
+    admin, wall = server.mint_token("admin"), server.mint_token("wallboard")
+    try:
+        browser.get(f"{server.base_url}/wallboard#token={admin}")
+        wait_until(lambda: status_text(browser) == "live", 10)
+        assert "token" not in browser.current_url           # the page took it out of the address bar
+        browser.get_log("browser")                          # what the previous page logged
+        # Complete once the queue waits past its 1 s warning and SQL's figures arrived.
+        full = wait_until(lambda: (lambda f: f if f.get("sales", {}).get("wall-level", "").endswith("Warning")
+                                   and f["sales"]["wall-asa"] != "—" else None)(browser.execute_script(WALL_FIGURES)), 10)
+        assert browser.execute_script("return window.sightline.state.view") == "full"
+        sales = full["sales"]
+        assert (sales["wall-waiting"], sales["wall-talking"], sales["wall-onhold"], sales["wall-agents"]) == ("2", "1", "1", "2"), sales
+        assert (full["support"]["wall-waiting"], full["support"]["wall-agents"]) == ("1", "1"), full["support"]
+        assert sales["wall-abandoned"] != "—" and sales["wall-sl"] != "—", sales
+
+        browser.get(f"{server.base_url}/wallboard#token={wall}")
+        wait_until(lambda: browser.execute_script("return window.sightline.state.view") == "wallboard", 10)
+        wait_until(lambda: status_text(browser) == "live", 10)
+        browser.get_log("browser")                          # the admin page's socket, cut by the reload
+        state = browser.execute_script("const s = window.sightline.state; return [s.interactions.size, s.agents.size]")
+        assert state == [0, 0]
+
+        def same_as_full():
+            now = browser.execute_script(WALL_FIGURES)
+            strip = lambda f: {q: {k: v for k, v in figs.items() if k != "wall-longest"} for q, figs in f.items()}
+            return now if strip(now) == strip(full) else None
+        try:
+            shown = wait_until(same_as_full, 10)
+        except AssertionError:
+            raise AssertionError(f"wallboard token {browser.execute_script(WALL_FIGURES)} != admin {full}")
+        # The longest wait ticks from the server's longestWaitingSince.
+        first = seconds(shown["sales"]["wall-longest"])
+        assert first >= seconds(full["sales"]["wall-longest"])
+        wait_until(lambda: seconds(browser.execute_script(WALL_FIGURES)["sales"]["wall-longest"]) >= first + 2, 10)
+        screenshot(browser, server, "wallboard-token.png")
+        page = browser.page_source
+        leaks = [w for w in calls + ["ag-ann", "ag-bo", "Ann Hallway", "Bo Corridor"] if w in page]
+        assert not leaks, leaks
+        assert severe_logs(browser) == []
+
+        # The board with a wallboard token says so, links to the wallboard and shows the queue tiles only.
+        browser.get(f"{server.base_url}/#token={wall}")
+        notice = wait_until(lambda: (lambda n: n if n and n[0].is_displayed() else None)(
+            browser.find_elements(By.CSS_SELECTOR, "[data-testid=wallboard-token-notice]")), 10)[0]
+        assert "wallboard token" in notice.text
+        assert notice.find_element(By.TAG_NAME, "a").get_attribute("href").endswith("/wallboard")
+        wait_until(lambda: {t.get_attribute("data-queue"): t.find_element(By.CSS_SELECTOR, "[data-testid=waiting-count]").text
+                            for t in browser.find_elements(By.CSS_SELECTOR, "[data-testid=queue-tile]")} == {"sales": "2", "support": "1"}, 10)
+        assert not browser.find_element(By.CSS_SELECTOR, "[data-testid=path-search]").is_displayed()
+        screenshot(browser, server, "board-wallboard-token.png")
+        page = browser.page_source
+        assert not [w for w in calls + ["Ann Hallway", "Bo Corridor"] if w in page]
+        assert severe_logs(browser) == []
+    finally:
+        browser.execute_script("localStorage.removeItem('sightline.token')")
