@@ -26,6 +26,8 @@ struct HTTPExchange {
     var response: HTTPResponse?
     var headersSent = false
     var sentBytes = 0
+    /// Decodes a `Transfer-Encoding: chunked` body (lws passes its framing through as is).
+    var chunked: ChunkedDecoder?
 }
 
 /// A header value shortened for a message.
@@ -87,9 +89,13 @@ extension LWSServer {
             return 0
         }
         if chunked {
-            answerEarly(id, .error(status: 411, code: "length_required", message: "chunked request bodies are not accepted",
-                                   hint: "send the body with a Content-Length"), true)
-            return 0
+            // lws reads a body (undecoded) only for these methods; for others the framing
+            // would be taken for the next request.
+            let coding = head.headers["transfer-encoding"]!.trimmingCharacters(in: .whitespaces).lowercased()
+            if let refusal = chunkedRefusal(method: method, coding: coding, hasLength: length != nil) {
+                answerEarly(id, refusal, true)
+                return 0
+            }
         }
         if let length = length ?? nil, length > configuration.maxHTTPBodyBytes {
             answerEarly(id, tooLarge, true)
@@ -100,6 +106,9 @@ extension LWSServer {
         if let refusal = delegate?.server(self, shouldAccept: head) {
             answerEarly(id, refusal, expectsBody)
             return 0
+        }
+        if chunked {
+            exchanges[nextID]?.chunked = ChunkedDecoder(maxBodyBytes: configuration.maxHTTPBodyBytes)
         }
         if expectsBody {
             exchanges[nextID]?.bodyDeadline = Date(timeIntervalSinceNow: TimeInterval(configuration.bodyTimeoutSeconds))
@@ -138,8 +147,24 @@ extension LWSServer {
         }
     }
 
+    private func chunkedRefusal(method: String, coding: String, hasLength: Bool) -> HTTPResponse? {
+        if !["POST", "PUT", "PATCH"].contains(method) {
+            return .error(status: 400, code: "bad_request", message: "a \(method) request carries no body",
+                          hint: "send the request without Transfer-Encoding")
+        }
+        if coding != "chunked" {
+            return .error(status: 400, code: "bad_request", message: "the only transfer coding accepted is chunked",
+                          hint: "send the body with Transfer-Encoding: chunked or a Content-Length")
+        }
+        if hasLength {
+            return .error(status: 400, code: "bad_request", message: "a request has either a Content-Length or Transfer-Encoding, not both")
+        }
+        return nil
+    }
+
     func receiveBody(_ id: UInt64, _ input: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
         guard var e = exchanges[id], !e.ignoringBody else { return 0 }
+        if e.chunked != nil { return receiveChunked(id, &e, UnsafeRawBufferPointer(start: input, count: input == nil ? 0 : length)) }
         if e.body.count + length > configuration.maxHTTPBodyBytes {
             release(&e)
             exchanges[id] = e
@@ -161,6 +186,50 @@ extension LWSServer {
         return 0
     }
 
+    /// lws never signals the end of a chunked body (it waits for 100 MiB): the last chunk
+    /// completes the request, and the connection closes after the response, since lws still
+    /// takes whatever follows for body.
+    private func receiveChunked(_ id: UInt64, _ e: inout HTTPExchange, _ input: UnsafeRawBufferPointer) -> Int32 {
+        // Decoded bytes are never more than the bytes that arrived.
+        if bufferedBodyBytes + input.count > configuration.maxBufferedBodyBytes {
+            release(&e)
+            exchanges[id] = e
+            answerEarly(RequestID(value: id), .error(status: 503, code: "busy", message: "too many request bodies in flight",
+                                                     hint: "retry shortly"), true, drain: false)
+            return 0
+        }
+        let before = e.chunked!.body.count
+        let progress: ChunkedDecoder.Progress
+        do {
+            progress = try e.chunked!.feed(input)
+        } catch {
+            release(&e)
+            exchanges[id] = e
+            let response: HTTPResponse = switch error {
+            case .tooLarge: tooLarge
+            case .malformed(let why): .error(status: 400, code: "bad_request", message: "the chunked body is malformed: \(why)",
+                                             hint: "frame each chunk as its size in hex, CRLF, the data, CRLF; end with 0 CRLF CRLF")
+            }
+            answerEarly(RequestID(value: id), response, true)
+            return 0
+        }
+        bufferedBodyBytes += e.chunked!.body.count - before
+        guard progress != .needMore else {
+            exchanges[id] = e
+            return 0
+        }
+        e.body = e.chunked!.body
+        e.chunked = nil
+        e.ignoringBody = true
+        e.closeAfterResponse = true
+        e.bodyDone = true
+        e.bodyDeadline = nil
+        exchanges[id] = e
+        lws_set_timeout(e.wsi, NO_PENDING_TIMEOUT, 0)
+        dispatch(id)
+        return 0
+    }
+
     func bodyComplete(_ id: UInt64) -> Int32 {
         exchanges[id]?.bodyDone = true
         // Answered early, and the client has now sent the rest: close as announced.
@@ -173,8 +242,9 @@ extension LWSServer {
     }
 
     private func release(_ e: inout HTTPExchange) {
-        bufferedBodyBytes -= e.body.count
+        bufferedBodyBytes -= e.body.count + (e.chunked?.body.count ?? 0)
         e.body = []
+        e.chunked = nil
     }
 
     func endExchange(_ id: UInt64) {

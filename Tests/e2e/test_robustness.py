@@ -445,3 +445,104 @@ def test_only_sql_writers_at_a_high_rate_reach_every_client_exactly_once(isolate
     assert server.alive()
     for c in clients:
         c.close()
+
+
+def chunked(*parts, trailer=b""):
+    """A body in chunked framing, one chunk per part."""
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n" + trailer + b"\r\n"
+
+
+def chunked_post(server, body, target="/api/interactions", method="POST", extra=None):
+    return http_request(method, target, headers={
+        "Content-Type": "application/json", "Transfer-Encoding": "chunked",
+        "Authorization": f"Bearer {server.token}", **(extra or {})}) + body
+
+
+def interactions_named(server, call_id):
+    return server.db_query("select count(*) from sightline.interactions where call_id = %s", (call_id,))[0][0]
+
+
+def test_a_chunked_create_is_accepted_once(fresh_server):
+    server = fresh_server(bootstrap=True)
+    for n, (parts, trailer) in enumerate([(2, b""), (5, b"X-Checksum: none\r\n")]):
+        call_id = unique(f"chunked{n}")
+        body = json.dumps({"callId": call_id}).encode()
+        cuts = [len(body) * k // parts for k in range(parts + 1)]
+        data = chunked(*(body[a:b] for a, b in zip(cuts, cuts[1:])), trailer=trailer)
+        if n == 1:
+            data = data.replace(b"\r\n", b";ext=1\r\n", 1)   # a chunk extension, ignored
+        answer = raw_http(server.port, chunked_post(server, data))
+        assert answer is not None and answer.status == 201, answer
+        assert isinstance(answer.json()["id"], int), answer
+        assert interactions_named(server, call_id) == 1
+    # Sent in pieces, as a slow client would: the last chunk completes the request.
+    call_id = unique("chunked-pieces")
+    body = json.dumps({"callId": call_id}).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        data = chunked_post(server, chunked(body[:9], body[9:]))
+        for k in range(0, len(data), 7):
+            s.sendall(data[k:k + 7])
+            time.sleep(0.01)
+        answer = read_http_response(s, time.monotonic() + 5)
+    assert answer is not None and answer.status == 201, answer
+    assert interactions_named(server, call_id) == 1
+    assert server.alive()
+
+
+def test_a_malformed_chunked_body_is_refused_and_changes_nothing(fresh_server):
+    server = fresh_server(bootstrap=True)
+    for label, make in [
+        ("size not hex", lambda b: b"zz\r\n" + b + b"\r\n0\r\n\r\n"),
+        ("size too small", lambda b: b"%x\r\n%s\r\n0\r\n\r\n" % (len(b) - 3, b)),
+        ("size too large", lambda b: b"%x\r\n%s\r\n\r\n0\r\n\r\n" % (len(b) + 1, b)),
+        ("bare LF", lambda b: b"%x\n%s\n0\n\n" % (len(b), b)),
+        ("trailer without colon", lambda b: chunked(b, trailer=b"junk\r\n")),
+        ("size line of 2 KB", lambda b: b"%x;%s\r\n%s\r\n0\r\n\r\n" % (len(b), b"x" * 2048, b)),
+    ]:
+        call_id = unique("malformed")
+        answer = raw_http(server.port, chunked_post(server, make(json.dumps({"callId": call_id}).encode())))
+        assert answer is not None and answer.status == 400, (label, answer)
+        assert answer.json()["error"]["code"] == "bad_request" and "chunked" in answer.json()["error"]["message"], (label, answer)
+        assert interactions_named(server, call_id) == 0, label
+    # Framing the server cannot read as chunked at all: refused on the headers.
+    for label, method, extra in [("Content-Length too", "POST", {"Content-Length": "20"}),
+                                 ("another coding", "POST", {"Transfer-Encoding": "gzip, chunked"}),
+                                 ("a DELETE", "DELETE", {})]:
+        call_id = unique("refused")
+        answer = raw_http(server.port, chunked_post(server, chunked(json.dumps({"callId": call_id}).encode()),
+                                                    method=method, extra=extra))
+        assert answer is not None and answer.status == 400, (label, answer)
+        assert interactions_named(server, call_id) == 0, label
+    assert server.alive()
+
+
+def test_an_over_limit_chunked_body_gets_413(fresh_server):
+    server = fresh_server(bootstrap=True)
+    # Announced in one size line, and reached chunk by chunk (the limit counts data, not framing).
+    for label, data in [("one size line", b"100001\r\n" + b" " * 4096),
+                        ("many chunks", chunked(*([b" " * 65536] * 17)))]:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            try:
+                s.sendall(chunked_post(server, data))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            answer = read_http_response(s, time.monotonic() + 10)
+        assert answer is not None and answer.status == 413, (label, answer)
+        assert answer.json()["error"]["code"] == "body_too_large", (label, answer)
+    # Just under the limit, framing included, it is read (and refused as JSON, not as too large).
+    answer = raw_http(server.port, chunked_post(server, chunked(*([b" " * 65536] * 16)), target="/api/queues"), timeout=10)
+    assert answer is not None and answer.status == 400, answer
+    assert server.alive()
+
+
+def test_a_stalled_chunked_body_gets_408(fresh_server):
+    server = fresh_server("--body-timeout-seconds", "2", bootstrap=True)
+    call_id = unique("stalled")
+    body = json.dumps({"callId": call_id}).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        # Everything but the last chunk.
+        s.sendall(chunked_post(server, b"%x\r\n%s\r\n" % (len(body), body)))
+        answer = read_http_response(s, time.monotonic() + 15)
+    assert answer is not None and answer.status == 408, answer
+    assert interactions_named(server, call_id) == 0
+    assert server.alive()
