@@ -70,16 +70,6 @@ public struct BoardChange: Sendable, Equatable {
     public var transition: Transition
     /// The interaction after the step; nil when it completed and left the board.
     public var interaction: LiveInteraction?
-    /// On a completion: the statistics PostgreSQL stored (nil when it stored none).
-    public var statistics: InteractionStatistics?
-    public var queueToday: (id: String, value: QueueToday)?
-    public var agentToday: (id: String, value: AgentToday)?
-
-    public static func == (a: BoardChange, b: BoardChange) -> Bool {
-        a.transition == b.transition && a.interaction == b.interaction && a.statistics == b.statistics
-            && a.queueToday?.id == b.queueToday?.id && a.queueToday?.value == b.queueToday?.value
-            && a.agentToday?.id == b.agentToday?.id && a.agentToday?.value == b.agentToday?.value
-    }
 }
 
 /// The live board: a projection of the transition log. Feed it transitions in log order; it
@@ -88,33 +78,13 @@ public struct LiveBoard: Sendable {
     public private(set) var interactions: [Int64: LiveInteraction] = [:]
     public var queues: [String: QueueConfig] = [:]
     public var agents: [String: AgentConfig] = [:]
-    public private(set) var queueToday: [String: QueueToday] = [:]
-    public private(set) var agentToday: [String: AgentToday] = [:]
     /// Presence of agents that ever changed it (others are `AgentPresence.initial`).
     public private(set) var presence: [String: AgentPresence] = [:]
     public var presenceReasons: [PresenceReason] = []
-    /// Start of the day the `today` counters count.
-    public private(set) var dayStart: Date
     /// The last position applied or skipped.
     public private(set) var position: LogPosition = .start
 
-    public init(dayStart: Date) {
-        self.dayStart = dayStart
-    }
-
-    /// Installs counters loaded from history (at start-up).
-    public mutating func setToday(queues: [String: QueueToday], agents: [String: AgentToday], dayStart: Date) {
-        self.queueToday = queues
-        self.agentToday = agents
-        self.dayStart = dayStart
-    }
-
-    /// A new day: counters start again from zero.
-    public mutating func startDay(_ start: Date) {
-        dayStart = start
-        queueToday = [:]
-        agentToday = [:]
-    }
+    public init() {}
 
     public mutating func setPosition(_ p: LogPosition) {
         if p > position { position = p }
@@ -145,25 +115,10 @@ public struct LiveBoard: Sendable {
             interactions[t.interactionID] = live
             return BoardChange(transition: t, interaction: live)
         }
-        // Completed: it leaves the board; the statistics SQL stored with it count for today.
-        // Without stored statistics (data older than them) nothing is counted.
+        // Completed: it leaves the board. What it counts for is PostgreSQL's to say
+        // (`sightline.figures`); the server only forwards those figures.
         interactions[t.interactionID] = nil
-        var change = BoardChange(transition: t, interaction: nil, statistics: t.statistics)
-        if let stats = t.statistics, t.at >= dayStart {
-            if let q = live.queue {
-                var today = queueToday[q] ?? QueueToday()
-                today.add(stats)
-                queueToday[q] = today
-                change.queueToday = (q, today)
-            }
-            if let a = live.agent {
-                var today = agentToday[a] ?? AgentToday()
-                today.add(stats)
-                agentToday[a] = today
-                change.agentToday = (a, today)
-            }
-        }
-        return change
+        return BoardChange(transition: t, interaction: nil)
     }
 
     /// Applies one row of the log: a transition as above; a presence change (its change is

@@ -57,16 +57,11 @@ public struct Transition: Sendable, Equatable {
     public var transferFrom: Int64?
     /// For `transfer_started`: the new interaction and the transfer's kind and target.
     public var transfer: TransferInfo?
-    /// For `completed`: the statistics PostgreSQL stored in the same transaction
-    /// (`sightline.record_history`, their only author). nil on every other row, and on a
-    /// completion without stored statistics.
-    public var statistics: InteractionStatistics?
 
     public init(position: LogPosition, interactionID: Int64, callID: String, version: Int,
                 from: InteractionState?, to: InteractionState, at: Date, agent: String? = nil,
                 queue: String? = nil, heldBy: String? = nil, cause: TransitionCause = .writer,
-                transferFrom: Int64? = nil, transfer: TransferInfo? = nil,
-                statistics: InteractionStatistics? = nil) {
+                transferFrom: Int64? = nil, transfer: TransferInfo? = nil) {
         self.position = position
         self.interactionID = interactionID
         self.callID = callID
@@ -80,7 +75,6 @@ public struct Transition: Sendable, Equatable {
         self.cause = cause
         self.transferFrom = transferFrom
         self.transfer = transfer
-        self.statistics = statistics
     }
 }
 

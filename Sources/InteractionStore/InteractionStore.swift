@@ -182,12 +182,12 @@ public final class InteractionStore {
     ///
     /// Rows the snapshot already reflects may be read again by the tailer; the board skips them
     /// by version.
-    public func loadBoard(dayStart: Date) throws -> (board: LiveBoard, skipped: [LogRow]) {
+    public func loadBoard() throws -> (board: LiveBoard, skipped: [LogRow]) {
         try run { try connection.query("begin isolation level repeatable read read only") }
         defer { _ = try? connection.query("rollback") }
         let xmin = try run { try connection.query("select pg_snapshot_xmin(pg_current_snapshot())::text") }
             .single("snapshot xmin") { try $0.value(0, "xmin", .uint64) }
-        var board = LiveBoard(dayStart: dayStart)
+        var board = LiveBoard()
         for q in try queues() { board.queues[q.id] = q }
         for a in try agents() { board.agents[a.id] = a }
         let live = try run {
@@ -206,31 +206,9 @@ public final class InteractionStore {
         }
         for (agent, presence) in try presence() { board.setPresence(agent, presence) }
         board.presenceReasons = try presenceReasons()
-        let (queueToday, agentToday) = try today(since: dayStart)
-        board.setToday(queues: queueToday, agents: agentToday, dayStart: dayStart)
         // Everything below xmin is in this snapshot; tail from there.
         board.setPosition(LogPosition(orderTx: xmin > 0 ? xmin - 1 : 0, id: Int64.max))
         return (board, skipped)
-    }
-
-    /// Today's counters per queue and per agent, from the completed history.
-    public func today(since dayStart: Date) throws -> ([String: QueueToday], [String: AgentToday]) {
-        let r = try run {
-            try connection.query("""
-                select h.queue_id, h.agent_id, \(statisticsColumns("h"))
-                from sightline.interaction_history h where h.completed_at >= $1
-                """, [sqlTime(dayStart)])
-        }
-        var queues: [String: QueueToday] = [:]
-        var agents: [String: AgentToday] = [:]
-        let rows = try r.rows("sightline.interaction_history") { row in
-            (try row.optional(0, "queue_id", .text), try row.optional(1, "agent_id", .text), try row.statistics(from: 2))
-        }
-        for (queue, agent, s) in rows {
-            if let queue { queues[queue, default: QueueToday()].add(s) }
-            if let agent { agents[agent, default: AgentToday()].add(s) }
-        }
-        return (queues, agents)
     }
 
     /// The stored statistics of a completed interaction.
@@ -245,17 +223,15 @@ public final class InteractionStore {
 
     // MARK: Internals
 
-    /// The log as `PostgresResult.logRows()` reads it. A completing row carries the statistics
-    /// `sightline.record_history` stored in its transaction (so they are there whenever the row
-    /// is). No expression can fail for a stored value (see `sqlMicros`).
+    /// The log as `PostgresResult.logRows()` reads it. No expression can fail for a stored value
+    /// (see `sqlMicros`).
     static let transitionSelect = """
         select t.order_tx::text, t.id, t.interaction_id, i.call_id, t.version, t.from_state::text, t.to_state::text,
                \(sqlMicros("t.at")), t.agent_id, t.queue_id, t.held_by, t.cause,
-               t.related_id, tr.kind, tr.target, h.interaction_id, \(statisticsColumns("h"))
+               t.related_id, tr.kind, tr.target
           from sightline.transitions t
           join sightline.interactions i on i.id = t.interaction_id
           left join sightline.transfers tr on t.cause = 'transfer_started' and tr.new_id = t.related_id
-          left join sightline.interaction_history h on t.to_state = 'completed' and h.interaction_id = t.interaction_id
         """
 
     /// Maps libpq errors to store errors.
@@ -313,15 +289,13 @@ extension RowReader {
             transfer = TransferInfo(newInteraction: related, kind: kind, target: try optional(14, "transfer target", .text) ?? "")
         }
         let to = try value(6, "to_state", .state)
-        let hasStatistics = try optional(15, "history interaction_id", .int64) != nil
         return Transition(
             position: position,
             interactionID: try value(2, "interaction_id", .int64), callID: try value(3, "call_id", .text),
             version: try value(4, "version", .int), from: try optional(5, "from_state", .state), to: to,
             at: try value(7, "at", .time), agent: try optional(8, "agent_id", .text),
             queue: try optional(9, "queue_id", .text), heldBy: try optional(10, "held_by", .text), cause: cause,
-            transferFrom: cause == .transferCreated ? related : nil, transfer: transfer,
-            statistics: to == .completed && hasStatistics ? try statistics(from: 16) : nil)
+            transferFrom: cause == .transferCreated ? related : nil, transfer: transfer)
     }
 }
 

@@ -139,32 +139,6 @@ enum Wire {
         }
     }
 
-    static func queueToday(_ q: QueueToday, into w: inout JSONWriter) {
-        w.object { o in
-            o.field("offered", int: q.offered)
-            o.field("answered", int: q.answered)
-            o.field("answeredWithinServiceLevel", int: q.answeredWithinServiceLevel)
-            o.field("abandoned", int: q.abandoned)
-            o.field("shortAbandoned", int: q.shortAbandoned)
-            o.field("transferred", int: q.transferred)
-            o.field("talkSeconds", double: q.talkSeconds)
-            o.field("holdSeconds", double: q.holdSeconds)
-            o.field("afterCallWorkSeconds", double: q.afterCallWorkSeconds)
-            o.field("answeredWaitSeconds", double: q.answeredWaitSeconds)
-            o.field("serviceLevelPercent", double: q.serviceLevelPercent)
-            o.field("abandonPercent", double: q.abandonPercent)
-        }
-    }
-
-    static func agentToday(_ a: AgentToday, into w: inout JSONWriter) {
-        w.object { o in
-            o.field("handled", int: a.handled)
-            o.field("talkSeconds", double: a.talkSeconds)
-            o.field("holdSeconds", double: a.holdSeconds)
-            o.field("afterCallWorkSeconds", double: a.afterCallWorkSeconds)
-        }
-    }
-
     /// One delta of a `deltas` message.
     static func delta(_ c: BoardChange, into w: inout JSONWriter) {
         w.object { o in
@@ -173,16 +147,10 @@ enum Wire {
             o.field("interaction") { w in
                 if let i = c.interaction { interaction(i, into: &w) } else { w.raw("null") }
             }
-            if let q = c.queueToday {
-                o.field("queueToday") { w in w.object { o in o.field(q.id) { queueToday(q.value, into: &$0) } } }
-            }
-            if let a = c.agentToday {
-                o.field("agentToday") { w in w.object { o in o.field(a.id) { agentToday(a.value, into: &$0) } } }
-            }
         }
     }
 
-    static func queue(_ q: QueueConfig, today: QueueToday?, into w: inout JSONWriter) {
+    static func queue(_ q: QueueConfig, into w: inout JSONWriter) {
         w.object { o in
             o.field("id", string: q.id)
             o.field("name", string: q.name)
@@ -204,12 +172,11 @@ enum Wire {
                     o.field("targetPercent", int: q.serviceLevelTargetPercent)
                 }
             }
-            if let today { o.field("today") { queueToday(today, into: &$0) } }
         }
     }
 
-    /// An agent; `presence` nil for a voice application; `today` nil leaves it out (the API).
-    static func agent(_ a: AgentConfig, presence: AgentPresence?, today: AgentToday?, into w: inout JSONWriter) {
+    /// An agent; `presence` nil for a voice application.
+    static func agent(_ a: AgentConfig, presence: AgentPresence?, into w: inout JSONWriter) {
         w.object { o in
             o.field("id", string: a.id)
             o.field("name", string: a.name)
@@ -218,7 +185,6 @@ enum Wire {
             o.field("presence") { w in
                 if let presence { Wire.presence(presence, into: &w) } else { w.raw("null") }
             }
-            if let today { o.field("today") { agentToday(today, into: &$0) } }
         }
     }
 

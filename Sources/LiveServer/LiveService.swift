@@ -73,7 +73,7 @@ public final class LiveService: LWSServerDelegate {
         self.logger = logger
         rateLimiter = RateLimiter(rate: configuration.ingestRate, burst: configuration.ingestBurst)
         let store = try InteractionStore(conninfo: conninfo)
-        let (board, skipped) = try store.loadBoard(dayStart: Calendar.current.startOfDay(for: Date()))
+        let (board, skipped) = try store.loadBoard()
         let stored = try store.tokens()
         let access = TokenTable(stored, bootstrapHash: configuration.bootstrapTokenHash)
         state = LiveState(board: board, limits: limits, access: access, now: Date(), alerts: configuration.alerts)

@@ -618,7 +618,7 @@ struct LiveState {
 
     // MARK: Time
 
-    mutating func tick(now: Date, calendar: Calendar = .current) -> [Effect] {
+    mutating func tick(now: Date) -> [Effect] {
         var effects: [Effect] = []
         for (connection, var session) in sessions {
             let actions = session.subscription.tick(now: now)
@@ -645,11 +645,6 @@ struct LiveState {
                 if samples.count > limits.depthSamples { samples.removeFirst(samples.count - limits.depthSamples) }
                 depth[queue] = samples
             }
-        }
-        let today = calendar.startOfDay(for: now)
-        if today > board.dayStart {
-            board.startDay(today)
-            effects += resynchroniseAll(now: now)
         }
         effects += evaluateAlerts(now: now)
         if flushScheduled, now.timeIntervalSince(lastFlushAt) * 1000 >= tickMilliseconds * 4 {
@@ -717,7 +712,7 @@ struct SnapshotJob: Sendable {
                 w.object { o in
                     o.field("queues") { w in
                         w.array(board.queues.values.filter { wants($0.id) }.sorted { $0.id < $1.id }) { w, q in
-                            Wire.queue(q, today: board.queueToday[q.id] ?? QueueToday(), into: &w)
+                            Wire.queue(q, into: &w)
                         }
                     }
                     o.field("agents") { w in
@@ -726,8 +721,7 @@ struct SnapshotJob: Sendable {
                             // An agent of several queues shows only the queues of the filter.
                             var shown = a
                             if filter != nil { shown.queues = a.queues.filter { wants($0) } }
-                            Wire.agent(shown, presence: a.isVoiceApplication ? nil : board.presence(of: a.id),
-                                       today: board.agentToday[a.id] ?? AgentToday(), into: &w)
+                            Wire.agent(shown, presence: a.isVoiceApplication ? nil : board.presence(of: a.id), into: &w)
                         }
                     }
                     o.field("presenceReasons") { w in Wire.presenceReasons(board.presenceReasons, into: &w) }

@@ -18,7 +18,7 @@ extension LiveService {
                 let queues = try store.queues().filter { principal.sees(queue: $0.id) }
                 var w = JSONWriter(capacity: 512 * max(1, queues.count))
                 w.object { o in
-                    o.field("queues") { w in w.array(queues) { w, q in Wire.queue(q, today: nil, into: &w) } }
+                    o.field("queues") { w in w.array(queues) { w, q in Wire.queue(q, into: &w) } }
                 }
                 return w.text
             }
@@ -30,7 +30,7 @@ extension LiveService {
                 w.object { o in
                     o.field("agents") { w in
                         w.array(visible.sorted { $0.id < $1.id }) { w, a in
-                            Wire.agent(a, presence: a.isVoiceApplication ? nil : presence[a.id] ?? .initial, today: nil, into: &w)
+                            Wire.agent(a, presence: a.isVoiceApplication ? nil : presence[a.id] ?? .initial, into: &w)
                         }
                     }
                 }

@@ -55,7 +55,8 @@ enum WallboardView {
         return out
     }
 
-    /// `{"queue id": {...figures, "today": {...}}, ...}`
+    /// `{"queue id": {...counts}, ...}` (the counted figures of the queues come in `figures`
+    /// messages, from SQL, as for every client).
     static func figuresJSON(_ board: LiveBoard, filter: Set<String>?) -> String {
         let all = figures(board, filter: filter)
         var w = JSONWriter(capacity: 256 * all.count + 2)
@@ -72,7 +73,6 @@ enum WallboardView {
                         o.field("wrapUp", int: f.wrapUp)
                         o.field("transferring", int: f.transferring)
                         o.field("agents", int: f.agents)
-                        o.field("today") { Wire.queueToday(board.queueToday[id] ?? QueueToday(), into: &$0) }
                     }
                 }
             }
@@ -100,7 +100,7 @@ enum WallboardView {
                 w.object { o in
                     o.field("queues") { w in
                         w.array(board.queues.values.filter { Subscription.wants(filter: filter, queue: $0.id) }.sorted { $0.id < $1.id }) { w, q in
-                            Wire.queue(q, today: board.queueToday[q.id] ?? QueueToday(), into: &w)
+                            Wire.queue(q, into: &w)
                         }
                     }
                     o.field("agents", raw: "[]")

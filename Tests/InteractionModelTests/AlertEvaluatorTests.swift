@@ -3,7 +3,7 @@ import InteractionModel
 import XCTest
 
 final class AlertEvaluatorTests: XCTestCase {
-    var board = LiveBoard(dayStart: Date(timeIntervalSince1970: 0))
+    var board = LiveBoard()
     var log = LogBuilder()
     let up = StreamHealth(databaseUp: true, tailerSilentSeconds: 0.5)
 

@@ -13,7 +13,7 @@ struct LogBuilder {
 
     mutating func step(_ id: Int64, _ to: InteractionState, agent: String? = nil, queue: String? = nil,
                        heldBy: String? = nil, cause: TransitionCause = .writer, transferFrom: Int64? = nil,
-                       transfer: TransferInfo? = nil, statistics: InteractionStatistics? = nil) -> Transition {
+                       transfer: TransferInfo? = nil) -> Transition {
         nextID += 1
         let version = (versions[id] ?? 0) + 1
         versions[id] = version
@@ -21,24 +21,12 @@ struct LogBuilder {
         states[id] = to
         return Transition(position: LogPosition(orderTx: 100, id: nextID), interactionID: id, callID: "call-\(id)",
                           version: version, from: from, to: to, at: clock, agent: agent, queue: queue, heldBy: heldBy,
-                          cause: cause, transferFrom: transferFrom, transfer: transfer, statistics: statistics)
+                          cause: cause, transferFrom: transferFrom, transfer: transfer)
     }
 }
 
-/// Statistics as `sightline.record_history` would store them.
-func stored(wait: Double? = nil, talk: Double = 0, hold: Double = 0, holds: Int = 0, acw: Double = 0,
-            withinServiceLevel: Bool? = nil, abandonedFrom: InteractionState? = nil, shortAbandon: Bool = false,
-            transferred: Bool = false, failedTransferLeg: Bool = false) -> InteractionStatistics {
-    let answered = abandonedFrom == nil && !failedTransferLeg
-    return InteractionStatistics(
-        waitSeconds: wait, talkSeconds: talk, holdSeconds: hold, holdCount: holds, afterCallWorkSeconds: acw,
-        answered: answered, answeredWithinServiceLevel: withinServiceLevel, abandoned: abandonedFrom != nil,
-        abandonedFrom: abandonedFrom, shortAbandon: shortAbandon, transferred: transferred,
-        failedTransferLeg: failedTransferLeg)
-}
-
 final class BoardTests: XCTestCase {
-    var board = LiveBoard(dayStart: Date(timeIntervalSince1970: 0))
+    var board = LiveBoard()
     var log = LogBuilder()
 
     override func setUp() {
@@ -77,33 +65,10 @@ final class BoardTests: XCTestCase {
         apply(log.step(1, .afterCallWork, agent: "ann", queue: "sales"))
         XCTAssertEqual(board.agentStatuses.first { $0.agent == "ann" }?.activity, .wrapUp)
         log.advance(5)
-        let sql = stored(wait: 13, talk: 50, hold: 10, holds: 1, acw: 5, withinServiceLevel: true)
-        let change = try XCTUnwrap(apply(log.step(1, .completed, agent: "ann", queue: "sales", statistics: sql)))
+        let change = try XCTUnwrap(apply(log.step(1, .completed, agent: "ann", queue: "sales")))
         XCTAssertNil(change.interaction)
         XCTAssertNil(board.interactions[1])
-        // The board counts what SQL stored with the completing row, as it is.
-        XCTAssertEqual(change.statistics, sql)
-        XCTAssertEqual(board.queueToday["sales"]?.answered, 1)
-        XCTAssertEqual(board.queueToday["sales"]?.answeredWithinServiceLevel, 1)
-        XCTAssertEqual(board.queueToday["sales"]?.answeredWaitSeconds, 13)
-        XCTAssertEqual(board.agentToday["ann"]?.handled, 1)
-        XCTAssertEqual(board.agentToday["ann"]?.handleSeconds, 65)
-        XCTAssertEqual(change.queueToday?.id, "sales")
-        XCTAssertEqual(change.queueToday?.value, board.queueToday["sales"])
-        XCTAssertEqual(change.agentToday?.value, board.agentToday["ann"])
-    }
-
-    /// Data older than the stored statistics: the interaction still leaves the board, and
-    /// nothing is counted (the board computes no statistics of its own).
-    func testCompletionWithoutStoredStatisticsCountsNothing() throws {
-        apply(log.step(1, .idle))
-        apply(log.step(1, .queued, queue: "sales"))
-        let change = try XCTUnwrap(apply(log.step(1, .completed, queue: "sales")))
-        XCTAssertNil(change.interaction)
-        XCTAssertNil(change.statistics)
-        XCTAssertNil(change.queueToday)
-        XCTAssertNil(board.interactions[1])
-        XCTAssertNil(board.queueToday["sales"])
+        XCTAssertEqual(board.agentStatuses.first { $0.agent == "ann" }?.activity, .loggedOut, "the agent's work ended")
     }
 
     /// An unreadable row changes nothing but moves the board's position past it.
@@ -131,26 +96,6 @@ final class BoardTests: XCTestCase {
         XCTAssertNil(board.interactions[9])
     }
 
-    func testAbandonsAndServiceLevel() throws {
-        apply(log.step(1, .idle))
-        apply(log.step(1, .queued, queue: "sales"))
-        log.advance(3)
-        apply(log.step(1, .completed, queue: "sales", statistics: stored(wait: 3, abandonedFrom: .queued, shortAbandon: true)))
-
-        apply(log.step(2, .idle))
-        apply(log.step(2, .queued, queue: "sales"))
-        log.advance(40)
-        apply(log.step(2, .deliveryPending, agent: "bob", queue: "sales"))
-        apply(log.step(2, .delivered, agent: "bob", queue: "sales"))
-        apply(log.step(2, .afterCallWork, agent: "bob", queue: "sales"))
-        apply(log.step(2, .completed, agent: "bob", queue: "sales", statistics: stored(wait: 40, withinServiceLevel: false)))
-        let today = try XCTUnwrap(board.queueToday["sales"])
-        XCTAssertEqual(today.offered, 2)
-        XCTAssertEqual(today.shortAbandoned, 1)
-        XCTAssertEqual(today.serviceLevelPercent ?? -1, 0, accuracy: 0.001)
-        XCTAssertEqual(today.abandonPercent ?? -1, 0, accuracy: 0.001)
-    }
-
     func testTransferInProgressIsNotAWaitingCaller() throws {
         apply(log.step(1, .idle))
         apply(log.step(1, .queued, queue: "sales"))
@@ -163,9 +108,8 @@ final class BoardTests: XCTestCase {
         XCTAssertEqual(board.transfersInProgress.map(\.id), [1])
         XCTAssertEqual(board.interactions[2]?.transferFrom, 1)
         // Failure: the new interaction completes, the original returns to its agent.
-        let failed = try XCTUnwrap(apply(log.step(2, .completed, statistics: stored(failedTransferLeg: true)))?.statistics)
-        XCTAssertTrue(failed.failedTransferLeg)
-        XCTAssertFalse(failed.abandoned)
+        let failed = try XCTUnwrap(apply(log.step(2, .completed)))
+        XCTAssertNil(failed.interaction)
         XCTAssertNil(board.interactions[2])
         apply(log.step(1, .delivered, agent: "ann", queue: "sales", cause: .transferFailed))
         XCTAssertNil(board.interactions[1]?.transfer)

@@ -5,7 +5,7 @@ import XCTest
 /// Presence on the board: only a ready agent without an interaction is available; presence
 /// changes apply once each, in version order, like transitions.
 final class PresenceBoardTests: XCTestCase {
-    var board = LiveBoard(dayStart: Date(timeIntervalSince1970: 0))
+    var board = LiveBoard()
     var log = LogBuilder()
     var presenceVersions: [String: Int] = [:]
     var presenceStates: [String: (PresenceState, String?)] = [:]

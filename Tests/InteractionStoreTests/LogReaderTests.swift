@@ -3,7 +3,7 @@ import InteractionModel
 import InteractionStore
 import XCTest
 
-/// Writer times (sql/003), rows written around the functions, statistics carried by the log,
+/// Writer times (sql/003), rows written around the functions, completions read from the log,
 /// and the configuration NOTIFY.
 final class LogReaderTests: StoreTestCase {
     // MARK: Times a writer passes
@@ -125,7 +125,7 @@ final class LogReaderTests: StoreTestCase {
             "select order_tx::text, id from sightline.transitions where interaction_id = $1 and version = 2",
             [String(poisoned)]).uint64(0, 0))
 
-        let (board, skipped) = try store.loadBoard(dayStart: Date(timeIntervalSinceNow: -3600))
+        let (board, skipped) = try store.loadBoard()
         let mine = skipped.filter { interactionID(of: $0) == poisoned }
         XCTAssertEqual(mine.count, 1)
         XCTAssertEqual(mine.first?.position.orderTx, position)
@@ -155,11 +155,18 @@ final class LogReaderTests: StoreTestCase {
         }
     }
 
-    // MARK: Statistics: stored by SQL, carried by the log
+    // MARK: Completions: the log carries them, PostgreSQL counts them
 
-    /// Every completing row carries what `sightline.record_history` stored, other rows carry
-    /// nothing, and a board fed from the log counts exactly what the history says.
-    func testCompletingRowsCarryTheStoredStatistics() throws {
+    /// The figures of today of the test's queue, as `sightline.live_figures` reads them.
+    private func queueToday(file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+        let entry = try XCTUnwrap(try store.liveFigures().queues[queue], "no figures for \(queue)", file: file, line: line)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(entry.utf8)) as? [String: Any], file: file, line: line)
+        return try XCTUnwrap(object["today"] as? [String: Any], file: file, line: line)
+    }
+
+    /// A board fed from the log drops every completed interaction; what they count for is
+    /// PostgreSQL's (`sightline.live_figures`), read from the same writes.
+    func testCompletionsLeaveTheBoardAndPostgreSQLCountsThem() throws {
         let start = try lastPosition()
         let answered = try interaction(in: .afterCallWork)
         try store.transition(answered, to: .completed)
@@ -173,28 +180,30 @@ final class LogReaderTests: StoreTestCase {
         try store.transition(leg, to: .completed)
         try store.transition(original, to: .completed)
 
-        var board = LiveBoard(dayStart: Date(timeIntervalSince1970: 0))
+        var board = LiveBoard()
         for q in try store.queues() { board.queues[q.id] = q }
-        var completions: [Int64: InteractionStatistics] = [:]
+        var completed: Set<Int64> = []
         for row in try store.readLog(after: start, limit: 1000) {
             let t = try XCTUnwrap(row.transition, "\(row)")
-            XCTAssertEqual(t.statistics != nil, t.to == .completed, "statistics only on completion rows: \(t)")
-            if let s = t.statistics { completions[t.interactionID] = s }
-            _ = board.apply(row)
+            let change = board.apply(row)
+            if t.to == .completed {
+                completed.insert(t.interactionID)
+                XCTAssertNotNil(change, "\(t)")
+                XCTAssertNil(change?.interaction, "a completion removes the interaction: \(t)")
+            }
         }
-        XCTAssertEqual(Set(completions.keys), [answered, abandoned, leg, original])
-        for (id, s) in completions {
-            XCTAssertEqual(s, try store.statistics(of: id), "interaction \(id)")
-        }
-        XCTAssertEqual(completions[abandoned]?.abandoned, true)
-        XCTAssertEqual(completions[original]?.transferred, true)
-        let (queueToday, _) = try store.today(since: Date(timeIntervalSince1970: 0))
-        XCTAssertEqual(board.queueToday[queue], queueToday[queue])
+        XCTAssertEqual(completed, [answered, abandoned, leg, original])
+        for id in completed { XCTAssertNil(board.interactions[id], "interaction \(id)") }
+        let today = try queueToday()
+        XCTAssertEqual(today["answered"] as? Int, 2)
+        XCTAssertEqual(today["abandoned"] as? Int, 1)
+        XCTAssertEqual(today["offered"] as? Int, 3)
+        XCTAssertEqual(today["transfers"] as? Int, 1)
     }
 
-    /// A transfer that fails inside one multi-statement transaction: the board counts what SQL
-    /// stored for the new interaction (a failed transfer leg, not an abandon).
-    func testFailedTransferInOneTransactionIsNotAnAbandonOnTheBoard() throws {
+    /// A transfer that fails inside one multi-statement transaction: the board returns the
+    /// original to its agent, and PostgreSQL counts a failed transfer, not an abandon.
+    func testFailedTransferInOneTransactionIsNotAnAbandon() throws {
         let start = try lastPosition()
         let original = try interaction(in: .delivered)
         let leg = try store.transaction { () throws -> Int64 in
@@ -204,18 +213,22 @@ final class LogReaderTests: StoreTestCase {
         }
         XCTAssertEqual(try states(of: original).last, .delivered)
 
-        var board = LiveBoard(dayStart: Date(timeIntervalSince1970: 0))
+        var board = LiveBoard()
         for q in try store.queues() { board.queues[q.id] = q }
-        var legChange: BoardChange?
+        var legCompleted = false
         for row in try store.readLog(after: start, limit: 1000) {
             let change = board.apply(row)
-            if row.transition?.interactionID == leg, row.transition?.to == .completed { legChange = change }
+            if row.transition?.interactionID == leg, row.transition?.to == .completed {
+                legCompleted = change != nil && change?.interaction == nil
+            }
         }
-        let stats = try XCTUnwrap(legChange?.statistics)
+        XCTAssertTrue(legCompleted)
+        let stats = try XCTUnwrap(store.statistics(of: leg))
         XCTAssertTrue(stats.failedTransferLeg)
         XCTAssertFalse(stats.abandoned)
-        XCTAssertEqual(board.queueToday[queue]?.abandoned, 0)
-        XCTAssertEqual(board.queueToday[queue]?.offered, 1)
+        let today = try queueToday()
+        XCTAssertEqual(today["abandoned"] as? Int, 0)
+        XCTAssertEqual(today["transfersFailed"] as? Int, 1)
         XCTAssertNil(board.interactions[leg])
         XCTAssertEqual(board.interactions[original]?.state, .delivered)
         XCTAssertNil(board.interactions[original]?.transfer)

@@ -99,7 +99,7 @@ final class AccessTests: XCTestCase {
     // MARK: The stream
 
     func makeState(_ access: TokenTable) throws -> LiveState {
-        var board = LiveBoard(dayStart: Calendar.current.startOfDay(for: t0))
+        var board = LiveBoard()
         for q in ["sales", "support"] { board.queues[q] = QueueConfig(id: q, name: q.capitalized) }
         board.agents["ann"] = AgentConfig(id: "ann", name: "Ann Secret", queues: ["sales", "support"])
         board.setPosition(LogPosition(orderTx: 100, id: 0))
@@ -168,6 +168,23 @@ final class AccessTests: XCTestCase {
         XCTAssertEqual(((snapshot["wallboard"] as? [String: Any])?["sales"] as? [String: Any])?["waiting"] as? Int, 1)
         XCTAssertEqual(figures["type"] as? String, "wallboard")
         XCTAssertEqual(((figures["queues"] as? [String: Any])?["sales"] as? [String: Any])?["waiting"] as? Int, 2)
+        // The counted figures are PostgreSQL's, as for every client: its queues' entries, no agent's.
+        let periods = FigurePeriods(timeZone: "UTC", intervalStart: t0, intervalEnd: t0 + 900, dayStart: t0, dayEnd: t0 + 86400, asOf: t0)
+        let sql = LiveFigures(periods: periods, queues: ["sales": #"{"today":{"offered":3,"serviceLevelPercent":66.67}}"#,
+                                                         "support": #"{"today":{"offered":9}}"#],
+                              agents: ["ann": #"{"today":{"answered":3}}"#])
+        let counted = texts(&state, state.figuresLoaded(sql, now: t0 + 4), to: c)
+        XCTAssertEqual(counted.count, 1, "\(counted)")
+        let message = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(counted[0].utf8)) as? [String: Any])
+        XCTAssertEqual(message["type"] as? String, "figures")
+        let entries = try XCTUnwrap(message["figures"] as? [String: Any])
+        XCTAssertEqual((entries["agents"] as? [String: Any])?.count, 0)
+        let sales = try XCTUnwrap((entries["queues"] as? [String: Any])?["sales"] as? [String: Any])
+        XCTAssertEqual((sales["today"] as? [String: Any])?["serviceLevelPercent"] as? Double, 66.67)
+        XCTAssertEqual((entries["queues"] as? [String: Any])?.count, 1)
+        // Nothing counted by the server itself: no `today` but PostgreSQL's.
+        for text in got { XCTAssertFalse(text.contains("today"), text) }
+        got += counted
         for text in got {
             for secret in ["call-", "Ann", "ann", "support", "\"id\":1,", "interaction\":{"] {
                 XCTAssertFalse(text.contains(secret), "\(secret) in \(text)")

@@ -52,7 +52,7 @@ final class FiguresFeedTests: XCTestCase {
 
     /// A new not-ready reason (NOTIFY sightline_config) reaches the board and its clients.
     func testANewNotReadyReasonResynchronisesTheClients() throws {
-        var board = LiveBoard(dayStart: Calendar.current.startOfDay(for: t0))
+        var board = LiveBoard()
         board.queues["sales"] = QueueConfig(id: "sales", name: "Sales")
         board.presenceReasons = [PresenceReason(code: "break", name: "Break")]
         var state = LiveState(board: board, limits: try LiveState.Limits(resumeCapacity: 1000, heartbeatSeconds: 5, batchMilliseconds: 10),
@@ -86,7 +86,7 @@ final class FiguresFeedTests: XCTestCase {
 
     /// Each session gets the entries of its filter; a resumed one a complete message.
     func testFiguresMessagesFollowTheQueueFilter() throws {
-        var board = LiveBoard(dayStart: Calendar.current.startOfDay(for: t0))
+        var board = LiveBoard()
         for q in ["sales", "vip"] { board.queues[q] = QueueConfig(id: q, name: q) }
         board.agents["ann"] = AgentConfig(id: "ann", name: "Ann", queues: ["sales"])
         board.agents["vic"] = AgentConfig(id: "vic", name: "Vic", queues: ["vip"])

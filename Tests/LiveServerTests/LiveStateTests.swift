@@ -11,7 +11,7 @@ final class LiveStateTests: XCTestCase {
 
     func makeState(batchMilliseconds: Int = 15, snapshotMaxAge: TimeInterval = 1, maxReplay: Int = 20_000,
                    access: TokenTable = TokenTable()) throws -> LiveState {
-        var board = LiveBoard(dayStart: Calendar.current.startOfDay(for: t0))
+        var board = LiveBoard()
         for q in ["sales", "support"] { board.queues[q] = QueueConfig(id: q, name: q.capitalized) }
         board.setPosition(LogPosition(orderTx: 100, id: 0))
         let limits = try LiveState.Limits(resumeCapacity: 1000, heartbeatSeconds: 5, batchMilliseconds: batchMilliseconds,
