@@ -102,7 +102,7 @@ public struct RuleSettings: Sendable, Equatable {
     /// | held_call | the queue's `holdAlarmSeconds` | threshold | 0 | 0 | warning |
     /// | service_level | the queue's `serviceLevelTargetPercent` | threshold + 5 | 60 | 0 | warning |
     /// | no_agent_ready | 1 caller | (none) | 10 | 5 | critical |
-    /// | abandon_rate | 20 % | threshold - 5 | 60 | 0 | warning |
+    /// | abandon_rate | the queue's `abandonAlarmPercent`, else 20 % | threshold - 5 | 60 | 0 | warning |
     /// | stream_stale | 10 s | threshold | 0 | 0 | critical |
     ///
     /// Service level and abandon rate look at the last 3600 s and judge from 5 offered calls.
@@ -113,7 +113,7 @@ public struct RuleSettings: Sendable, Equatable {
         case .heldCall: threshold = override.threshold ?? Double(queue?.holdAlarmSeconds ?? 120)
         case .serviceLevel: threshold = override.threshold ?? Double(queue?.serviceLevelTargetPercent ?? 80)
         case .noAgentReady: threshold = 1
-        case .abandonRate: threshold = override.threshold ?? 20
+        case .abandonRate: threshold = override.threshold ?? Double(queue?.abandonAlarmPercent ?? 20)
         case .streamStale: threshold = override.threshold ?? 10
         }
         var clear: Double

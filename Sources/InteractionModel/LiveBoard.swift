@@ -13,10 +13,17 @@ public struct QueueConfig: Sendable, Equatable {
     public var abandonsInDenominator: Bool
     public var excludeShortAbandons: Bool
     public var shortAbandonSeconds: Int
+    /// Today's abandon rate at or above these percentages puts the queue in warning / alarm
+    /// (nil: not judged).
+    public var abandonWarningPercent: Int?
+    public var abandonAlarmPercent: Int?
 
     public init(id: String, name: String, serviceLevelSeconds: Int = 20, serviceLevelTargetPercent: Int = 80,
                 waitWarningSeconds: Int = 30, waitAlarmSeconds: Int = 60, holdAlarmSeconds: Int = 120,
-                abandonsInDenominator: Bool = true, excludeShortAbandons: Bool = true, shortAbandonSeconds: Int = 5) {
+                abandonsInDenominator: Bool = true, excludeShortAbandons: Bool = true, shortAbandonSeconds: Int = 5,
+                abandonWarningPercent: Int? = nil, abandonAlarmPercent: Int? = nil) {
+        self.abandonWarningPercent = abandonWarningPercent
+        self.abandonAlarmPercent = abandonAlarmPercent
         self.abandonsInDenominator = abandonsInDenominator
         self.excludeShortAbandons = excludeShortAbandons
         self.shortAbandonSeconds = shortAbandonSeconds

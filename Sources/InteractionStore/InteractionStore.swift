@@ -88,10 +88,11 @@ public final class InteractionStore {
     /// Creates or updates a queue (PostgreSQL sends NOTIFY sightline_config).
     public func upsertQueue(_ q: QueueConfig) throws {
         try run {
-            try connection.query("select sightline.upsert_queue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", [
+            try connection.query("select sightline.upsert_queue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)", [
                 q.id, q.name, String(q.serviceLevelSeconds), String(q.waitWarningSeconds),
                 String(q.waitAlarmSeconds), String(q.holdAlarmSeconds), String(q.serviceLevelTargetPercent),
                 q.abandonsInDenominator ? "t" : "f", q.excludeShortAbandons ? "t" : "f", String(q.shortAbandonSeconds),
+                q.abandonWarningPercent.map(String.init), q.abandonAlarmPercent.map(String.init),
             ])
         }
     }
@@ -111,7 +112,8 @@ public final class InteractionStore {
             try connection.query("""
                 select id, name, service_level_seconds, service_level_target_percent, wait_warning_seconds,
                        wait_alarm_seconds, hold_alarm_seconds, abandons_in_denominator, exclude_short_abandons,
-                       short_abandon_seconds from sightline.queues order by id
+                       short_abandon_seconds, abandon_warning_percent, abandon_alarm_percent
+                  from sightline.queues order by id
                 """)
         }
         return try r.rows("sightline.queues") { row in
@@ -123,7 +125,9 @@ public final class InteractionStore {
                         holdAlarmSeconds: try row.value(6, "hold_alarm_seconds", .int),
                         abandonsInDenominator: try row.value(7, "abandons_in_denominator", .bool),
                         excludeShortAbandons: try row.value(8, "exclude_short_abandons", .bool),
-                        shortAbandonSeconds: try row.value(9, "short_abandon_seconds", .int))
+                        shortAbandonSeconds: try row.value(9, "short_abandon_seconds", .int),
+                        abandonWarningPercent: try row.optional(10, "abandon_warning_percent", .int),
+                        abandonAlarmPercent: try row.optional(11, "abandon_alarm_percent", .int))
         }
     }
 

@@ -141,8 +141,14 @@ extension LiveService {
                 holdAlarmSeconds: Int(try f.int("holdAlarmSeconds", range: 1...86400) ?? 120),
                 abandonsInDenominator: try f.bool("abandonsInDenominator") ?? true,
                 excludeShortAbandons: try f.bool("excludeShortAbandons") ?? true,
-                shortAbandonSeconds: Int(try f.int("shortAbandonSeconds", range: 1...3600) ?? 5))
+                shortAbandonSeconds: Int(try f.int("shortAbandonSeconds", range: 1...3600) ?? 5),
+                abandonWarningPercent: try f.int("abandonWarningPercent", range: 1...100).map { Int($0) },
+                abandonAlarmPercent: try f.int("abandonAlarmPercent", range: 1...100).map { Int($0) })
             try f.finish()
+            if let warning = q.abandonWarningPercent, let alarm = q.abandonAlarmPercent, warning > alarm {
+                throw APIError.badRequest(
+                    "abandonWarningPercent (\(warning)) is above abandonAlarmPercent (\(alarm)): the warning must be at most the alarm")
+            }
             write(request, status: 200, key: key, principal: principal) { store in
                 try store.upsertQueue(q)
                 return "{\"id\":" + jsonString(q.id) + "}"

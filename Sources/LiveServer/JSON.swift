@@ -161,6 +161,8 @@ enum Wire {
                     o.field("waitAlarmSeconds", int: q.waitAlarmSeconds)
                     o.field("holdAlarmSeconds", int: q.holdAlarmSeconds)
                     o.field("serviceLevelTargetPercent", int: q.serviceLevelTargetPercent)
+                    if let warning = q.abandonWarningPercent { o.field("abandonWarningPercent", int: warning) }
+                    if let alarm = q.abandonAlarmPercent { o.field("abandonAlarmPercent", int: alarm) }
                 }
             }
             o.field("serviceLevel") { w in

@@ -126,11 +126,11 @@ public final class TrafficSimulator {
         self.random = SeededRandom(seed: options.seed)
         let p = options.idPrefix
         queues = [
-            QueueConfig(id: p + "sales", name: "Sales", serviceLevelSeconds: 20, waitWarningSeconds: 30, waitAlarmSeconds: 60),
-            QueueConfig(id: p + "support", name: "Support", serviceLevelSeconds: 30, waitWarningSeconds: 45, waitAlarmSeconds: 90),
-            QueueConfig(id: p + "billing", name: "Billing", serviceLevelSeconds: 20, waitWarningSeconds: 30, waitAlarmSeconds: 60),
+            QueueConfig(id: p + "sales", name: "Sales", serviceLevelSeconds: 20, waitWarningSeconds: 30, waitAlarmSeconds: 60, abandonWarningPercent: 10, abandonAlarmPercent: 20),
+            QueueConfig(id: p + "support", name: "Support", serviceLevelSeconds: 30, waitWarningSeconds: 45, waitAlarmSeconds: 90, abandonWarningPercent: 10, abandonAlarmPercent: 20),
+            QueueConfig(id: p + "billing", name: "Billing", serviceLevelSeconds: 20, waitWarningSeconds: 30, waitAlarmSeconds: 60, abandonWarningPercent: 10, abandonAlarmPercent: 20),
             QueueConfig(id: p + "vip", name: "VIP", serviceLevelSeconds: 10, waitWarningSeconds: 15, waitAlarmSeconds: 30,
-                        holdAlarmSeconds: 60),
+                        holdAlarmSeconds: 60, abandonWarningPercent: 5, abandonAlarmPercent: 10),
         ]
         voiceApplication = AgentConfig(id: p + "ivr", name: "Voice application", isVoiceApplication: true)
     }

@@ -232,4 +232,13 @@ final class AlertEvaluatorTests: XCTestCase {
         XCTAssertEqual(try configuration("{}").leaseSeconds, 240)
         XCTAssertEqual(try configuration(#"{"evaluationSeconds": 1, "resendSeconds": 5}"#).leaseSeconds, 20)
     }
+
+    /// The abandon-rate rule takes the queue's abandon alarm as its default threshold; an
+    /// override in the configuration still wins, and a queue without one keeps 20 %.
+    func testTheAbandonRateThresholdDefaultsToTheQueuesAbandonAlarm() {
+        let queue = QueueConfig(id: "q", name: "Q", abandonWarningPercent: 5, abandonAlarmPercent: 12)
+        XCTAssertEqual(RuleSettings.resolve(.abandonRate, queue: queue, override: RuleOverride()).threshold, 12)
+        XCTAssertEqual(RuleSettings.resolve(.abandonRate, queue: queue, override: RuleOverride(threshold: 30)).threshold, 30)
+        XCTAssertEqual(RuleSettings.resolve(.abandonRate, queue: QueueConfig(id: "q", name: "Q"), override: RuleOverride()).threshold, 20)
+    }
 }

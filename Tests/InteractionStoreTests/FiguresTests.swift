@@ -223,4 +223,26 @@ final class FiguresTests: StoreTestCase {
             guard case .refused(.badArgument, _, _) = error as? StoreError else { return XCTFail("\(error)") }
         }
     }
+
+    /// A queue's abandon thresholds are stored and read back; out of 1...100 or a warning above
+    /// the alarm is refused (SL013) and leaves the queue as it was; null means not judged.
+    func testAbandonThresholdsOfAQueue() throws {
+        try store.upsertQueue(QueueConfig(id: queue, name: "Test", abandonWarningPercent: 8, abandonAlarmPercent: 15))
+        var q = try XCTUnwrap(try store.queues().first { $0.id == queue })
+        XCTAssertEqual(q.abandonWarningPercent, 8)
+        XCTAssertEqual(q.abandonAlarmPercent, 15)
+        for (warning, alarm) in [(20, 10), (0, 10), (5, 101)] {
+            XCTAssertThrowsError(try store.upsertQueue(QueueConfig(id: queue, name: "Changed",
+                                                                   abandonWarningPercent: warning, abandonAlarmPercent: alarm))) { error in
+                guard case .refused(.badArgument, _, _) = error as? StoreError else { return XCTFail("\(error)") }
+            }
+        }
+        q = try XCTUnwrap(try store.queues().first { $0.id == queue })
+        XCTAssertEqual(q.name, "Test")
+        XCTAssertEqual(q.abandonAlarmPercent, 15)
+        try store.upsertQueue(QueueConfig(id: queue, name: "Test"))
+        q = try XCTUnwrap(try store.queues().first { $0.id == queue })
+        XCTAssertNil(q.abandonWarningPercent)
+        XCTAssertNil(q.abandonAlarmPercent)
+    }
 }

@@ -127,6 +127,27 @@ def test_queues_and_agents_are_readable(sightline, scenario):
     assert "lunch" in [r["code"] for r in reasons]
 
 
+def test_a_queues_abandon_thresholds_reach_the_board_and_bad_ones_change_nothing(sightline):
+    qid = unique("q-abandon")
+    sightline.add_queue(qid, "Abandons", abandonWarningPercent=8, abandonAlarmPercent=15)
+    def thresholds():
+        queue = next((q for q in sightline.board()["board"]["queues"] if q["id"] == qid), None)
+        return queue and queue["thresholds"]
+    deadline = time.time() + 10
+    while time.time() < deadline and not thresholds():
+        time.sleep(0.1)
+    t = thresholds()
+    assert t["abandonWarningPercent"] == 8 and t["abandonAlarmPercent"] == 15, t
+    listed = next(q for q in sightline.ok("GET", "/api/queues")["queues"] if q["id"] == qid)
+    assert listed["thresholds"]["abandonAlarmPercent"] == 15, listed
+    for bad in ({"abandonWarningPercent": 20, "abandonAlarmPercent": 10}, {"abandonAlarmPercent": 0},
+                {"abandonWarningPercent": 101}, {"abandonAlarmPercent": "15"}):
+        status, data = sightline.api("POST", "/api/queues", {"id": qid, "name": "Changed", **bad})
+        assert status == 400 and "abandon" in data["error"]["message"], (bad, status, data)
+    listed = next(q for q in sightline.ok("GET", "/api/queues")["queues"] if q["id"] == qid)
+    assert listed["name"] == "Abandons" and listed["thresholds"]["abandonWarningPercent"] == 8, listed
+
+
 def test_live_figures_and_the_history_api_agree_for_the_same_interval(sightline, scenario):
     watcher = LiveClient(sightline.ws_url, queues=[scenario.queue])
     snap = snapshot_with(watcher, scenario.ann)
