@@ -463,6 +463,7 @@ function render() {
   const c = interactionRows(state, now, ui.calls);
   callsTable.render(c.rows);
   setText($("calls-count"), c.rows.length < c.total ? `${c.rows.length} of ${c.total}` : String(c.total));
+  openPendingSearch();
   path.tick();
   renderTimes.push(performance.now() - started);
   if (renderTimes.length > 600) renderTimes.shift();
@@ -474,22 +475,42 @@ document.addEventListener("click", (event) => {
   const a = event.target.closest("[data-open]");
   if (!a) return;
   event.preventDefault();
+  pendingSearch = null;
   path.open(Number(a.dataset.open), a);
 });
+// A call id is looked up among the live interactions the board holds. One the ACD has just
+// created may not have reached the board yet (the stream runs behind the write by a moment, more
+// on a busy server): the search waits for it up to SEARCH_WAIT_MS, checked at every render.
+const SEARCH_WAIT_MS = 10000;
+let pendingSearch = null;       // {callId, until}
+const liveCall = (callId) => [...state.interactions.values()].filter((i) => i.callId === callId).sort((a, b) => a.id - b.id)[0];
+function openPendingSearch() {
+  if (!pendingSearch) return;
+  const match = liveCall(pendingSearch.callId);
+  if (match) {
+    pendingSearch = null;
+    path.open(match.id, $("search-input"));
+  } else if (Date.now() >= pendingSearch.until) {
+    const text = pendingSearch.callId;
+    pendingSearch = null;
+    path.message(`No live interaction has call id "${text}" (ids are case-sensitive; a completed call is found by its interaction id).`);
+  }
+}
 $("search").addEventListener("submit", (event) => {
   event.preventDefault();
+  pendingSearch = null;
   const text = $("search-input").value.trim();
   if (!text) return;
   const id = /^#?\d+$/.test(text) ? Number(text.replace(/^#/, "")) : null;
   if (id > 0) { path.open(id, $("search-input")); return; }
-  const match = [...state.interactions.values()].filter((i) => i.callId === text).sort((a, b) => a.id - b.id)[0];
-  if (match) path.open(match.id, $("search-input"));
-  else path.message(`No live interaction has call id "${text}" (ids are case-sensitive; a completed call is found by its interaction id).`);
+  pendingSearch = { callId: text, until: Date.now() + SEARCH_WAIT_MS };
+  if (!liveCall(text)) path.message(`Looking for call id "${text}" among the live interactions…`);
+  openPendingSearch();
 });
-$("path-close").addEventListener("click", () => path.close());
+$("path-close").addEventListener("click", () => { pendingSearch = null; path.close(); });
 document.addEventListener("keydown", (event) => {
   if (event.key !== "Escape") return;
-  if (!$("path-panel").hidden) path.close();
+  if (!$("path-panel").hidden) { pendingSearch = null; path.close(); }
   else if (!$("detail-panel").hidden) closeDetail();
 });
 

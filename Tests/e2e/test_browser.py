@@ -156,14 +156,18 @@ def test_focus_stays_on_a_focused_link_across_ticks_and_updates(browser, sightli
 def test_transfer_draws_the_path_live(browser, sightline, scenario):
     open_board(browser, sightline)
     call_id = f"Call-MiXeD-{scenario.tag}"
+    search = browser.find_element(By.CSS_SELECTOR, "[data-testid=path-search]")
+    search.clear()
+    # By call id, exactly as written, typed before the call reaches the board (as when the live
+    # stream runs behind on a busy server): the search waits for it.
+    search.send_keys(call_id, Keys.ENTER)
+    wait_until(lambda: "Looking for call id" in browser.find_element(By.ID, "path").text, 10)
     a = sightline.create(call_id=call_id)
     sightline.transition(a, "queued", queue=scenario.queue)
     sightline.transition(a, "delivery_pending", agent=scenario.ann)
     sightline.transition(a, "delivered")
-    search = browser.find_element(By.CSS_SELECTOR, "[data-testid=path-search]")
-    search.clear()
-    search.send_keys(call_id, Keys.ENTER)              # by call id, exactly as written
-    wait_until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "[data-testid=path-lane]")) == 1)
+    wait_until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "[data-testid=path-lane]")) == 1, 20)
+    wait_until(lambda: "Talking" in browser.find_element(By.ID, "path").get_attribute("textContent"), 10)
     assert call_id in browser.find_element(By.ID, "path-title").text     # never upper-cased
     # The path grows while it is open: a transfer adds a lane and an arrow, and the original's
     # lane reads "transferring to" its target while the transfer is in progress.
