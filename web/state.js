@@ -92,25 +92,16 @@ export function reduce(state, event) {
         changed: state.changed + 1,
       };
     }
-    case "wallboard": {
-      // The counts of every queue the token sees, whole: they replace the previous ones, and
-      // their `today` replaces the queue's (as a delta's queueToday does on the full view).
+    case "wallboard":
+      // The live counts of every queue the token sees, whole: they replace the previous ones.
+      // (The counted figures of the day come in FIGURES, as for every view.)
       if (!event.queues || typeof event.queues !== "object") return state;
-      const wallboard = new Map(entries(event.queues));
-      let queues = state.queues;
-      for (const [qid, w] of wallboard) {
-        const q = queues.get(qid);
-        if (!q || !w || !w.today) continue;
-        if (queues === state.queues) queues = new Map(queues);
-        queues.set(qid, { ...q, today: w.today });
-      }
       return {
-        ...state, view: "wallboard", wallboard, queues,
+        ...state, view: "wallboard", wallboard: new Map(entries(event.queues)),
         position: event.position ?? state.position,
         dataTime: event.at + state.serverOffset,
         changed: state.changed + 1,
       };
-    }
     case "figures":
       if (!event.figures) return state;
       return { ...state, figures: mergeFigures(state.figures, event.figures, event.complete === true || !state.figures), changed: state.changed + 1 };

@@ -220,7 +220,7 @@ def test_reducer_and_derived_figures(browser, sightline):
                         ids(agentRows(tv, { sort: "handled", dir: -1 }).rows), ids(agentRows(tv, { queue: "ok" }).rows)];
       out.calls = interactionRows(t, at, { queue: "ok" }).rows.map((i) => i.id).concat(interactionRows(t, at, { sort: "wait", dir: -1 }).rows.map((i) => i.id));
       // A wallboard token's view: counts per queue (ids kept as sent), then a wallboard message
-      // replacing them and the queue's today; the longest wait runs from longestWaitingSince.
+      // replacing them; the longest wait runs from longestWaitingSince.
       let w = reduce(initialState(), { type: "snapshot", view: "wallboard", position: "2.1", serverTime: "2026-11-24T10:15:00Z", at,
         board: { queues: [q("__proto__")], agents: [], interactions: [] },
         wallboard: JSON.parse('{"__proto__": {"waiting": 3, "longestWaitingSince": "2026-11-24T10:14:00Z", "talking": 2, "onHold": 1, "agents": 4}}') });
@@ -228,7 +228,7 @@ def test_reducer_and_derived_figures(browser, sightline):
         return [x.waitingCount, x.longest, x.talking, x.onHold, x.agents, x.level, x.serviceLevel]; };
       out.wall = [wv(w, at)];
       w = reduce(w, { type: "wallboard", position: "2.2", at: at + 5000,
-        queues: JSON.parse('{"__proto__": {"waiting": 0, "longestWaitingSince": null, "talking": 1, "onHold": 0, "agents": 4, "today": {"serviceLevelPercent": 50}}}') });
+        queues: JSON.parse('{"__proto__": {"waiting": 0, "longestWaitingSince": null, "talking": 1, "onHold": 0, "agents": 4}}') });
       out.wall.push(wv(w, at + 5000), w.position, w.view);
       out.stale = describeConnection(reduce(s, { type: "status", database: "down", since: "2026-11-24T10:14:00Z", at: at + 3000 }), at + 63000);
       return out;
@@ -249,7 +249,7 @@ def test_reducer_and_derived_figures(browser, sightline):
     assert result["stale"].startswith("stale: database unreachable, data ")
     assert result["agentSorts"] == [["a", "b", "e"], ["e", "b", "a"], ["b", "a", "e"], ["a", "e"]]
     assert result["calls"] == [3, 1, 1, 2, 3]
-    assert result["wall"] == [[3, 60, 2, 1, 4, "alarm", 100], [0, 0, 1, 0, 4, "warn", 50], "2.2", "wallboard"]
+    assert result["wall"] == [[3, 60, 2, 1, 4, "alarm", 100], [0, 0, 1, 0, 4, "ok", 100], "2.2", "wallboard"]
 
 
 def test_reducer_takes_presence_and_the_figures_postgresql_counted(browser, sightline):
