@@ -39,15 +39,16 @@ export function presenceOf(agent) {
   return null;
 }
 
-/// The figures PostgreSQL counted for a queue or an agent ({interval, today, now}), or null when
-/// the server sends none (then the older `today` counters of the board are all there is).
+/// The figures PostgreSQL counted for a queue or an agent ({interval, today, now}), or null
+/// before the first ones arrived (then the page shows "—": it counts none itself).
 export function figuresOf(state, kind, id) {
   return state.figures ? state.figures[kind].get(id) || null : null;
 }
 
 /// The level of one queue and why: the worst of the longest wait, the service level against its
-/// target and the abandon rate, each judged by the queue's own thresholds.
-export function queueLevel(queue, longest, waiting, today = queue.today || {}) {
+/// target and the abandon rate, each judged by the queue's own thresholds. `today`: the queue's
+/// figures of today from PostgreSQL (FIGURES), `{}` when none arrived yet.
+export function queueLevel(queue, longest, waiting, today = {}) {
   const t = queue.thresholds || {};
   const reasons = [];
   if (waiting > 0 && num(t.waitAlarmSeconds) != null && longest >= t.waitAlarmSeconds) reasons.push(["alarm", `longest wait over ${t.waitAlarmSeconds} s`]);
@@ -115,7 +116,7 @@ export function derive(state, now) {
     }
     const fig = figuresOf(state, "agents", a.id);
     const row = { agent: a, activity, interaction: i, since, presence, queues: Array.isArray(a.queues) ? a.queues : [],
-                  handled: num(fig?.today?.handled ?? a.today?.handled), aht: num(fig?.today?.ahtSeconds),
+                  handled: num(fig?.today?.handled), aht: num(fig?.today?.ahtSeconds),
                   occupancy: num(fig?.today?.occupancyPercent) };
     agents.push(row);
     agentById.set(a.id, row);
@@ -140,7 +141,7 @@ export function derive(state, now) {
     const c = wb || counts.get(q.id) || {};
     const m = members.get(q.id) || [];
     const fig = figuresOf(state, "queues", q.id);
-    const today = fig?.today || q.today || {};
+    const today = fig?.today || {};
     // Staffing as PostgreSQL counted it when the server sends figures; else only what the live
     // interactions say (no presence: nobody is counted ready or not ready).
     const staff = fig?.now || null;

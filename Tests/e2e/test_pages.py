@@ -158,14 +158,21 @@ def test_reducer_and_derived_figures(browser, sightline):
       const { derive, queueLevel, sortQueues, interactionRows } = await import("/derive.js");
       const out = {};
       const q = (id, extra = {}) => ({ id, name: "Q " + id, serviceLevelSeconds: 20,
-        thresholds: { waitWarningSeconds: 30, waitAlarmSeconds: 60, holdAlarmSeconds: 120, serviceLevelTargetPercent: 80, ...extra.thresholds },
-        today: { offered: 3, answered: 1, serviceLevelPercent: 100, abandonPercent: 0, ...extra.today } });
+        thresholds: { waitWarningSeconds: 30, waitAlarmSeconds: 60, holdAlarmSeconds: 120, serviceLevelTargetPercent: 80, ...extra.thresholds } });
+      // A queue's figures of today, as PostgreSQL counts them (FIGURES).
+      const todayOf = (extra = {}) => ({ offered: 3, answered: 1, serviceLevelPercent: 100, abandonPercent: 0, ...extra.today });
       // Messages come from JSON.parse, where "__proto__" is an own key (in a literal it is not).
+      // FIGURES with the queue entries of `queuesJSON` (a JSON text) and the agent entries of `agents`.
+      const figures = (queuesJSON, agents = {}) => JSON.parse('{"timeZone": "UTC", "interval": {"start": "2026-11-24T10:15:00Z", "end": "2026-11-24T10:30:00Z"}, '
+        + '"day": {"start": "2026-11-24T00:00:00Z", "end": "2026-11-25T00:00:00Z"}, "asOf": "2026-11-24T10:15:02Z", '
+        + '"queues": ' + queuesJSON + ', "agents": ' + JSON.stringify(agents) + "}");
+      const T = JSON.stringify(todayOf());
       const at = Date.parse("2026-11-24T10:15:00Z");
       let s = reduce(initialState(), { type: "snapshot", position: "1.1", serverTime: "2026-11-24T10:15:00Z", database: "up", at,
-        board: { queues: [q("__proto__"), q("constructor"), q("ok")], agents: [{ id: "a1", name: "Ann", queues: ["__proto__"], today: {} }],
+        board: { queues: [q("__proto__"), q("constructor"), q("ok")], agents: [{ id: "a1", name: "Ann", queues: ["__proto__"] }],
                  interactions: [{ id: 7, callId: "c", state: "queued", queue: "__proto__", queuedAt: "2026-11-24T10:14:00Z", stateSince: "2026-11-24T10:14:00Z", version: 2 }],
-                 depth: JSON.parse('{"__proto__": [["2026-11-24T10:14:30Z", 1]]}') } });
+                 depth: JSON.parse('{"__proto__": [["2026-11-24T10:14:30Z", 1]]}'),
+                 figures: figures(`{"__proto__": {"today": ${T}}, "constructor": {"today": ${T}}, "ok": {"today": ${T}}}`) } });
       out.queues = [...s.queues.keys()];
       // Without "alerts" in the snapshot the server has no alert rules; with it (even empty) it has.
       out.alertsSeen = [s.alertsSeen, reduce(s, { type: "snapshot", alerts: [], board: {}, at }).alertsSeen];
@@ -176,22 +183,24 @@ def test_reducer_and_derived_figures(browser, sightline):
       let v = derive(s, at);
       out.protoWaiting = v.queues.get("__proto__").waiting.length;
       out.protoLevel = v.queues.get("__proto__").level;           // 60 s waiting: alarm
-      // A delta: 7 is answered by a1 on __proto__, and __proto__'s figures change.
+      // A delta: 7 is answered by a1 on __proto__; then PostgreSQL's figures of __proto__ change.
       const before = s;
       s = reduce(s, { type: "deltas", position: "1.2", at: at + 1000, deltas: [{ position: "1.2",
         transition: { interaction: 7, from: "queued", to: "delivery_pending" },
-        interaction: { id: 7, callId: "c", state: "delivery_pending", queue: "__proto__", agent: "a1", stateSince: "2026-11-24T10:15:01Z", version: 3 },
-        queueToday: JSON.parse('{"__proto__": {"serviceLevelPercent": 40, "abandonPercent": 10}, "unknown": {"serviceLevelPercent": 1}}') }] });
-      out.pure = before.interactions.get(7).state === "queued" && before.queues.get("__proto__").today.serviceLevelPercent === 100;
+        interaction: { id: 7, callId: "c", state: "delivery_pending", queue: "__proto__", agent: "a1", stateSince: "2026-11-24T10:15:01Z", version: 3 } }] });
+      const beforeFigures = s;
+      s = reduce(s, { type: "figures", serverTime: "2026-11-24T10:15:01Z", complete: false, at: at + 1000,
+        figures: figures('{"__proto__": {"today": {"serviceLevelPercent": 40, "abandonPercent": 10}}, "unknown": {"today": {"serviceLevelPercent": 1}}}') });
+      out.pure = before.interactions.get(7).state === "queued" && beforeFigures.figures.queues.get("__proto__").today.serviceLevelPercent === 100;
       v = derive(s, at + 1000);
-      out.after = { state: s.interactions.get(7).state, position: s.position, sl: s.queues.get("__proto__").today.serviceLevelPercent,
+      out.after = { state: s.interactions.get(7).state, position: s.position, sl: s.figures.queues.get("__proto__").today.serviceLevelPercent,
                     activity: v.agents[0].activity, here: v.queues.get("__proto__").here, level: v.queues.get("__proto__").level,
                     reasons: v.queues.get("__proto__").reasons, unknownQueue: s.queues.has("unknown") };
       // Completion removes it.
       s = reduce(s, { type: "deltas", position: "1.3", at: at + 2000, deltas: [{ position: "1.3", transition: { interaction: 7, to: "completed" }, interaction: null }] });
       out.completed = s.interactions.has(7);
       // Levels: each threshold from the queue's configuration; the worst wins.
-      const lvl = (extra, longest = 0, waiting = 0) => queueLevel(q("x", extra), longest, waiting);
+      const lvl = (extra, longest = 0, waiting = 0) => queueLevel(q("x", extra), longest, waiting, todayOf(extra));
       out.levels = [
         lvl({}).level,
         lvl({}, 31, 1).level, lvl({}, 61, 1).level, lvl({}, 61, 0).level,
@@ -212,23 +221,26 @@ def test_reducer_and_derived_figures(browser, sightline):
       const t = reduce(s, { type: "snapshot", at, board: { queues: [q("ok")], interactions: [
           { id: 1, state: "queued", queue: "ok", stateSince: "2026-11-24T10:14:00Z" }, { id: 2, state: "queued", queue: "x", stateSince: "2026-11-24T10:13:00Z" },
           { id: 3, state: "queued", queue: "ok", stateSince: "2026-11-24T10:12:00Z" }],
-        agents: [{ id: "e", name: "Émile", queues: ["ok"], today: { handled: 1 } }, { id: "b", name: "bob", queues: [], today: { handled: 5 } },
-                 { id: "a", name: "Ann", queues: ["ok"], today: { handled: 1 } }] } });
+        agents: [{ id: "e", name: "Émile", queues: ["ok"] }, { id: "b", name: "bob", queues: [] }, { id: "a", name: "Ann", queues: ["ok"] }],
+        figures: figures("{}", { e: { today: { handled: 1 } }, b: { today: { handled: 5 } }, a: { today: { handled: 1 } } }) } });
       const tv = derive(t, at);
       const ids = (rows) => rows.map((r) => r.agent.id);
       out.agentSorts = [ids(agentRows(tv).rows), ids(agentRows(tv, { sort: "name", dir: -1 }).rows),
                         ids(agentRows(tv, { sort: "handled", dir: -1 }).rows), ids(agentRows(tv, { queue: "ok" }).rows)];
       out.calls = interactionRows(t, at, { queue: "ok" }).rows.map((i) => i.id).concat(interactionRows(t, at, { sort: "wait", dir: -1 }).rows.map((i) => i.id));
       // A wallboard token's view: counts per queue (ids kept as sent), then a wallboard message
-      // replacing them; the longest wait runs from longestWaitingSince.
+      // replacing them, and PostgreSQL's figures; the longest wait runs from longestWaitingSince.
       let w = reduce(initialState(), { type: "snapshot", view: "wallboard", position: "2.1", serverTime: "2026-11-24T10:15:00Z", at,
-        board: { queues: [q("__proto__")], agents: [], interactions: [] },
+        board: { queues: [q("__proto__")], agents: [], interactions: [],
+                 figures: figures(`{"__proto__": {"today": ${T}}}`) },
         wallboard: JSON.parse('{"__proto__": {"waiting": 3, "longestWaitingSince": "2026-11-24T10:14:00Z", "talking": 2, "onHold": 1, "agents": 4}}') });
       const wv = (st, now) => { const x = derive(st, now).queues.get("__proto__");
         return [x.waitingCount, x.longest, x.talking, x.onHold, x.agents, x.level, x.serviceLevel]; };
       out.wall = [wv(w, at)];
       w = reduce(w, { type: "wallboard", position: "2.2", at: at + 5000,
         queues: JSON.parse('{"__proto__": {"waiting": 0, "longestWaitingSince": null, "talking": 1, "onHold": 0, "agents": 4}}') });
+      w = reduce(w, { type: "figures", serverTime: "2026-11-24T10:15:05Z", complete: false, at: at + 5000,
+        figures: figures('{"__proto__": {"today": {"serviceLevelPercent": 50}}}') });
       out.wall.push(wv(w, at + 5000), w.position, w.view);
       out.stale = describeConnection(reduce(s, { type: "status", database: "down", since: "2026-11-24T10:14:00Z", at: at + 3000 }), at + 63000);
       return out;
@@ -249,7 +261,7 @@ def test_reducer_and_derived_figures(browser, sightline):
     assert result["stale"].startswith("stale: database unreachable, data ")
     assert result["agentSorts"] == [["a", "b", "e"], ["e", "b", "a"], ["b", "a", "e"], ["a", "e"]]
     assert result["calls"] == [3, 1, 1, 2, 3]
-    assert result["wall"] == [[3, 60, 2, 1, 4, "alarm", 100], [0, 0, 1, 0, 4, "ok", 100], "2.2", "wallboard"]
+    assert result["wall"] == [[3, 60, 2, 1, 4, "alarm", 100], [0, 0, 1, 0, 4, "warn", 50], "2.2", "wallboard"]
 
 
 def test_reducer_takes_presence_and_the_figures_postgresql_counted(browser, sightline):
@@ -266,7 +278,8 @@ def test_reducer_takes_presence_and_the_figures_postgresql_counted(browser, sigh
                                     now: { agentsReady: ready, agentsInteracting: 0, agentsBusyElsewhere: 1, agentsNotReady: 2, agentsLoggedOut: 5 } });
       const figures = (queues, agents) => JSON.parse(JSON.stringify({ timeZone: "UTC", interval: { start: "2026-11-24T10:15:00Z", end: "2026-11-24T10:30:00Z" },
         day: { start: "2026-11-24T00:00:00Z", end: "2026-11-25T00:00:00Z" }, asOf: "2026-11-24T10:15:02Z", queues, agents }));
-      const q = (id) => ({ id, name: id, thresholds: { waitWarningSeconds: 30, waitAlarmSeconds: 60, serviceLevelTargetPercent: 80 }, serviceLevel: { targetPercent: 80 }, today: { serviceLevelPercent: 100 } });
+      const q = (id) => ({ id, name: id, thresholds: { waitWarningSeconds: 30, waitAlarmSeconds: 60, serviceLevelTargetPercent: 80 }, serviceLevel: { targetPercent: 80 },
+                           today: { serviceLevelPercent: 100 } });   // what servers before FIGURES counted: never shown
       let s = reduce(initialState(), { type: "snapshot", position: "1.1", serverTime: "2026-11-24T10:15:00Z", database: "up", at,
         board: { queues: [q("sales"), q("support")], interactions: [], depth: {},
                  agents: [{ id: "ann", name: "Ann", queues: ["sales"], presence: { state: "not_ready", reason: "break", since: "2026-11-24T10:02:11Z", version: 7 } }],
@@ -293,9 +306,10 @@ def test_reducer_takes_presence_and_the_figures_postgresql_counted(browser, sigh
                                   "ann": ["not_ready", "2026-11-24T10:02:11Z", 11, 229.1], "reason": "Break"}
     assert result["afterPresence"] == ["1.2", "ready", 8]
     assert result["partial"] == [{"sl": 70, "asa": 11.5, "aht": 242.7, "ready": 0, "notReady": 2, "elsewhere": 1, "level": "warn"}, 95, 11]
-    # A complete message replaces everything: sales has no figures left, so its older counters
-    # show, and its staffing is what the live board says (Ann is ready and has no call).
-    assert result["complete"] == [100, 1, 50]
+    # A complete message replaces everything: sales has no figures left, so it shows none (not a
+    # queue's `today` of an older server: PostgreSQL's figures only), and its staffing is what the live board says (Ann is ready and
+    # has no call).
+    assert result["complete"] == [None, 1, 50]
 
 
 def test_presence_and_the_figures_of_the_server_on_the_board_and_in_the_drill_down(browser, isolated_server):
