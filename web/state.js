@@ -60,7 +60,8 @@ export function reduce(state, event) {
       return { ...state, connection: "live", attempt: 0 };
     case "deltas": {
       const interactions = new Map(state.interactions);
-      let queues = state.queues, agents = state.agents;
+      const queues = state.queues;
+      let agents = state.agents;
       for (const d of event.deltas || []) {
         if (d.presence) {            // a presence change: the agent's presence is replaced
           const a = agents.get(d.agent ?? d.presence.agent);
@@ -72,18 +73,6 @@ export function reduce(state, event) {
         const id = d.transition?.interaction;
         if (d.interaction) interactions.set(d.interaction.id, d.interaction);
         else if (id != null) interactions.delete(id);
-        for (const [qid, today] of entries(d.queueToday)) {
-          const q = queues.get(qid);
-          if (!q) continue;
-          if (queues === state.queues) queues = new Map(queues);
-          queues.set(qid, { ...q, today });
-        }
-        for (const [aid, today] of entries(d.agentToday)) {
-          const a = agents.get(aid);
-          if (!a) continue;
-          if (agents === state.agents) agents = new Map(agents);
-          agents.set(aid, { ...a, today });
-        }
       }
       return {
         ...state, interactions, queues, agents,
