@@ -22,6 +22,12 @@ public final class InteractionStore {
         }
     }
 
+    /// PostgreSQL cancels any later statement of this connection that runs longer than this
+    /// (SQLSTATE 57014, query_canceled).
+    public func setStatementTimeout(milliseconds: Int) throws {
+        try run { try connection.query("select set_config('statement_timeout', $1, false)", ["\(max(1, milliseconds))ms"]) }
+    }
+
     /// Runs `body` inside one transaction: all of it commits, or none of it. Inside another
     /// transaction of this store, `body` is part of that one.
     public func transaction<R>(_ body: () throws -> R) throws -> R {

@@ -18,17 +18,29 @@ final class DatabasePool: @unchecked Sendable {
     }
 
     private let conninfo: String
+    private let statementTimeoutMilliseconds: Int?
     private let logger: Logger
     fileprivate let workers: [Worker]
     private let lock = NSLock()
     /// Jobs queued beyond this are refused (503) rather than piling up.
     let maxPending: Int
 
-    init(conninfo: String, size: Int, maxPending: Int = 512, logger: Logger) {
+    /// `statementTimeoutMilliseconds`: PostgreSQL cancels a statement of this pool's
+    /// connections that runs longer (nil: no limit), so one costly request cannot hold a worker.
+    init(conninfo: String, size: Int, maxPending: Int = 512, statementTimeoutMilliseconds: Int? = nil, logger: Logger) {
         self.conninfo = conninfo
+        self.statementTimeoutMilliseconds = statementTimeoutMilliseconds
         self.logger = logger
         self.maxPending = maxPending
         workers = (0..<max(size, 1)).map(Worker.init)
+    }
+
+    private func connect() throws -> InteractionStore {
+        let store = try InteractionStore(conninfo: conninfo)
+        if let ms = statementTimeoutMilliseconds {
+            try store.setStatementTimeout(milliseconds: ms)
+        }
+        return store
     }
 
     /// Runs `job` with a connected store on a worker; `done` gets its result on that worker's
@@ -58,7 +70,7 @@ final class DatabasePool: @unchecked Sendable {
                     worker.store = nil
                 }
                 if worker.store == nil || worker.store?.connection.isHealthy == false {
-                    worker.store = try InteractionStore(conninfo: conninfo)
+                    worker.store = try connect()
                 }
                 worker.lastUsed = Date()
                 do {
@@ -67,7 +79,7 @@ final class DatabasePool: @unchecked Sendable {
                     // The connection died under us (a database restart).
                     worker.store = nil
                     guard replayable else { throw WriteOutcomeUnknown(message: message) }
-                    worker.store = try InteractionStore(conninfo: conninfo)
+                    worker.store = try connect()
                     result = .success(try jobBox.value(worker.store!))
                 }
             } catch {

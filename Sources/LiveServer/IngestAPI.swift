@@ -40,6 +40,10 @@ struct APIError: Error, Sendable {
             self.init(status: 503, code: "write_outcome_unknown",
                       message: "the database connection broke during the write, which may or may not have been applied: \(e.message)",
                       hint: "send it again with the same Idempotency-Key header (a replay is then safe), or check before writing again")
+        case StoreError.database(let e) where e.sqlState == "57014":
+            self.init(status: 503, code: "query_timeout",
+                      message: "the database took longer than the server allows (--api-statement-timeout-seconds) and the request was cancelled; nothing was changed",
+                      hint: "ask for less (a shorter range, days instead of intervals, fewer queues or agents), or retry later")
         case StoreError.database(let e):
             self.init(status: 500, code: "database_error", message: e.message, sqlState: e.sqlState)
         default:

@@ -30,6 +30,8 @@ public final class LiveService: LWSServerDelegate {
         /// The fan-out tick in milliseconds (see LiveState).
         public var batchMilliseconds = 10
         public var databaseWorkers = 2
+        /// Seconds a statement of the HTTP API may run before PostgreSQL cancels it (503).
+        public var apiStatementTimeoutSeconds: Double = 10
         public var openAPIDocument: String = "{}"
         /// Alert rules and receivers (`--alerts FILE`); the defaults without one.
         public var alerts = AlertConfiguration()
@@ -82,7 +84,8 @@ public final class LiveService: LWSServerDelegate {
         if !firing.isEmpty { logger.info("\(firing.count) alerts were firing when the server stopped; they go on with the same ids") }
         alertDispatcher = AlertDispatcher(conninfo: conninfo, configuration: configuration.alerts, boardURL: configuration.boardURL,
                                           firing: firing, registry: metrics.registry, logger: logger)
-        pool = DatabasePool(conninfo: conninfo, size: configuration.databaseWorkers, logger: logger)
+        pool = DatabasePool(conninfo: conninfo, size: configuration.databaseWorkers,
+                            statementTimeoutMilliseconds: Int(configuration.apiStatementTimeoutSeconds * 1000), logger: logger)
         figuresPool = DatabasePool(conninfo: conninfo, size: 1, maxPending: 2, logger: logger)
         alertFiguresPool = DatabasePool(conninfo: conninfo, size: 1, maxPending: 1, logger: logger)
         logger.info("board loaded: \(board.interactions.count) live interactions, \(board.queues.count) queues, \(board.agents.count) agents; tailing from \(board.position)")

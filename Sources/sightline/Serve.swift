@@ -51,6 +51,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Database connections for the HTTP API.")
     var databaseWorkers: Int = 2
 
+    @Option(help: "Seconds a database statement of the HTTP API may run before PostgreSQL cancels it and the request gets 503 (a costly figures range cannot hold the API's workers).")
+    var apiStatementTimeoutSeconds: Double = 10
+
     @Option(help: "Seconds between heartbeats to dashboard clients.")
     var heartbeatSeconds: Double = 5
 
@@ -88,6 +91,9 @@ struct Serve: ParsableCommand {
         guard parseListen() != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080") }
         guard resumeCapacity >= 100 else { throw ValidationError("--resume-capacity must be at least 100") }
         guard clientBuffer >= 64 << 10 else { throw ValidationError("--client-buffer must be at least 65536") }
+        guard apiStatementTimeoutSeconds >= 0.001, apiStatementTimeoutSeconds <= 86_400 else {
+            throw ValidationError("--api-statement-timeout-seconds must be 0.001 to 86400")
+        }
         guard (1...32).contains(databaseWorkers) else { throw ValidationError("--database-workers must be 1 to 32") }
         guard (0.05...3600).contains(heartbeatSeconds) else { throw ValidationError("--heartbeat-seconds must be 0.05 to 3600") }
         guard (1...1000).contains(batchMs) else { throw ValidationError("--batch-ms must be 1 to 1000") }
@@ -120,6 +126,7 @@ struct Serve: ParsableCommand {
             config.ingestBurst = ingestBurst
             config.resumeCapacity = resumeCapacity
             config.databaseWorkers = databaseWorkers
+            config.apiStatementTimeoutSeconds = apiStatementTimeoutSeconds
             config.heartbeatSeconds = heartbeatSeconds
             config.batchMilliseconds = batchMs
             if let alerts { config.alerts = try loadAlerts(alerts) }

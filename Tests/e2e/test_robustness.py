@@ -546,3 +546,21 @@ def test_a_stalled_chunked_body_gets_408(fresh_server):
     assert answer is not None and answer.status == 408, answer
     assert interactions_named(server, call_id) == 0
     assert server.alive()
+
+
+def test_a_figures_read_over_the_api_statement_timeout_gets_503_and_the_server_goes_on(isolated_server):
+    """A costly read (a week of 15-minute figures) cannot hold the API's database workers: past
+    --api-statement-timeout-seconds PostgreSQL cancels it and the request gets 503 query_timeout.
+    The same read under the default timeout answers, so the refusal comes from the limit."""
+    week = "/api/figures?granularity=interval&from=2026-11-01T00:00:00Z&to=2026-11-08T00:00:00Z"
+    patient = isolated_server(bootstrap=True)
+    status, data = patient.api("GET", week, timeout=60)
+    assert status == 200, (status, data)
+    patient.stop_server()
+    hasty = isolated_server("--api-statement-timeout-seconds", "0.001", bootstrap=True)
+    status, data = hasty.api("GET", week, timeout=60)
+    assert status == 503 and data["error"]["code"] == "query_timeout", (status, data)
+    assert "--api-statement-timeout-seconds" in data["error"]["message"]
+    assert hasty.alive()
+    status, _ = hasty.api("GET", "/healthz")
+    assert status == 200
