@@ -117,6 +117,17 @@ public final class PostgresConnection {
 
     public var isHealthy: Bool { PQstatus(handle) == CONNECTION_OK }
 
+    /// True when the server sent something to this idle connection (nothing is waiting for an
+    /// answer). An idle connection that does not LISTEN gets nothing but a notice or a goodbye:
+    /// the "terminating connection" FATAL of a restart or `pg_terminate_backend`, then EOF.
+    /// A connection for which this is true must be checked before it is trusted with a write.
+    public var hasUnreadInput: Bool {
+        let fd = PQsocket(handle)
+        guard fd >= 0 else { return true }
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, 0) != 0
+    }
+
     /// The socket, for polling (LISTEN). Owned by libpq: do not close it.
     public var socket: Int32 { PQsocket(handle) }
 

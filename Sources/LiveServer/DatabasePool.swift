@@ -63,9 +63,12 @@ final class DatabasePool: @unchecked Sendable {
         worker.queue.async { [self] in
             let result: Result<R, Error>
             do {
-                // A connection idle for a while may have been closed by the server (restart,
-                // idle timeout): check it before handing it a write whose fate would be unknown.
-                if let store = worker.store, Date().timeIntervalSince(worker.lastUsed) > 1,
+                // The server may have closed the connection since its last job (a restart,
+                // pg_terminate_backend, an idle timeout): its goodbye is then waiting on the
+                // socket. Check such a connection, and one idle for a while, before handing it a
+                // write whose fate would be unknown.
+                if let store = worker.store,
+                   store.connection.hasUnreadInput || Date().timeIntervalSince(worker.lastUsed) > 1,
                    (try? store.connection.query("select 1")) == nil {
                     worker.store = nil
                 }

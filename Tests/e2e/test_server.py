@@ -175,6 +175,13 @@ def test_postgres_restart_loses_nothing(sightline, scenario, fresh_server):
     while time.time() < deadline and sightline.api("GET", "/healthz")[0] != 200:
         time.sleep(0.2)
     assert sightline.api("GET", "/healthz")[0] == 200
+    # Its pooled connections, last used under a second before the restart, were closed by it:
+    # a write must get a new connection, not a dead one (which would answer 503
+    # write_outcome_unknown).
+    tag = uuid.uuid4().hex[:8]
+    sightline.add_queue(f"q-after-{tag}")
+    for i in range(3):
+        sightline.add_agent(f"agent-after-{tag}-{i}", queues=[f"q-after-{tag}"])
     client.close()
 
 
