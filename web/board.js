@@ -342,7 +342,7 @@ function updateCallRow(tr, i) {
   setText(tr._queue, queueName(i.queue));
   setText(tr._agent, i.agent == null ? "—" : agentName(i.agent));
   setText(tr._call, i.callId);
-  setText(tr._transfer, i.transfer ? `→ #${i.transfer.to} (${String(i.transfer.kind).replace("_", " ")} ${i.transfer.target})` : i.transferFrom ? `from #${i.transferFrom}` : "");
+  setText(tr._transfer, i.transfer ? `→ #${i.transfer.to} (${String(i.transfer.kind).replace("_", " ")} ${i.transfer.target ?? "outside your queues"})` : i.transferFrom ? `from #${i.transferFrom}` : "");
 }
 
 const callsTable = new KeyedTable({

@@ -95,7 +95,10 @@ func isoTime(_ date: Date) -> String {
 
 /// The JSON shapes of docs/protocol.md and the HTTP API, one definition each.
 enum Wire {
-    static func interaction(_ i: LiveInteraction, into w: inout JSONWriter) {
+    /// `hidingTransferTarget`: the transfer's target is outside what the reader may see (a
+    /// queue-scoped reader, a transfer to another queue or to an agent of other queues): it
+    /// reads `null`.
+    static func interaction(_ i: LiveInteraction, hidingTransferTarget: Bool = false, into w: inout JSONWriter) {
         w.object { o in
             o.field("id", int: i.id)
             o.field("callId", string: i.callID)
@@ -114,7 +117,7 @@ enum Wire {
                     w.object { o in
                         o.field("to", int: t.newInteraction)
                         o.field("kind", string: t.kind.rawValue)
-                        o.field("target", string: t.target)
+                        o.field("target", string: hidingTransferTarget ? nil : t.target)
                     }
                 } else {
                     w.raw("null")
@@ -140,12 +143,12 @@ enum Wire {
     }
 
     /// One delta of a `deltas` message.
-    static func delta(_ c: BoardChange, into w: inout JSONWriter) {
+    static func delta(_ c: BoardChange, hidingTransferTarget: Bool = false, into w: inout JSONWriter) {
         w.object { o in
             o.field("position", string: c.transition.position.description)
             o.field("transition") { transition(c.transition, into: &$0) }
             o.field("interaction") { w in
-                if let i = c.interaction { interaction(i, into: &w) } else { w.raw("null") }
+                if let i = c.interaction { interaction(i, hidingTransferTarget: hidingTransferTarget, into: &w) } else { w.raw("null") }
             }
         }
     }

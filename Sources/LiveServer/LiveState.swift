@@ -212,7 +212,14 @@ struct LiveState {
                 guard let change = board.apply(t) else { continue }
                 var w = JSONWriter(capacity: 640)
                 Wire.delta(change, into: &w)
-                deltaLog.append(DeltaLog.Entry(position: t.position, queue: change.interaction?.queue ?? t.queue, json: w.text))
+                var entry = DeltaLog.Entry(position: t.position, queue: change.interaction?.queue ?? t.queue, json: w.text)
+                if let transfer = change.interaction?.transfer {
+                    var hidden = JSONWriter(capacity: 640)
+                    Wire.delta(change, hidingTransferTarget: true, into: &hidden)
+                    entry.transferTargetQueues = board.queuesSeeingTarget(of: transfer)
+                    entry.jsonHidingTransferTarget = hidden.text
+                }
+                deltaLog.append(entry)
                 counters.transitionsApplied += 1
                 figures.logMoved()
             case .presence(let p):
@@ -344,20 +351,20 @@ struct LiveState {
         while start < wanted.count {
             let end = min(start + limits.frameDeltas, wanted.count)
             let last = end == wanted.count ? position : wanted[end - 1].position
-            out.append(OutgoingMessage(Self.deltasFrame(wanted[start..<end], position: last)))
+            out.append(OutgoingMessage(Self.deltasFrame(wanted[start..<end], position: last, filter: filter)))
             start = end
         }
         return out
     }
 
-    static func deltasFrame(_ entries: ArraySlice<DeltaLog.Entry>, position: LogPosition) -> String {
+    static func deltasFrame(_ entries: ArraySlice<DeltaLog.Entry>, position: LogPosition, filter: Filter = nil) -> String {
         var text = "{\"type\":\"deltas\",\"position\":\"\(position)\",\"deltas\":["
         text.reserveCapacity(entries.reduce(64) { $0 + $1.json.utf8.count + 1 })
         var first = true
         for e in entries {
             if !first { text += "," }
             first = false
-            text += e.json
+            text += e.json(for: filter)
         }
         return text + "]}"
     }
@@ -731,7 +738,10 @@ struct SnapshotJob: Sendable {
                     }
                     o.field("interactions") { w in
                         let live = board.interactions.values.filter { wants($0.queue) }.sorted { $0.id < $1.id }
-                        w.array(live) { w, i in Wire.interaction(i, into: &w) }
+                        w.array(live) { w, i in
+                            let hide = i.transfer.map { !board.seesTarget(of: $0, filter: filter) } ?? false
+                            Wire.interaction(i, hidingTransferTarget: hide, into: &w)
+                        }
                     }
                     o.field("depth") { Self.depth(depth, filter: filter, into: &$0) }
                 }

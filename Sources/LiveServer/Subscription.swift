@@ -142,6 +142,23 @@ struct Subscription: Sendable {
     }
 }
 
+extension LiveBoard {
+    /// The queues whose readers may see where `transfer` goes: its target queue, or the
+    /// queues of its target agent (or voice application).
+    func queuesSeeingTarget(of transfer: TransferInfo) -> [String] {
+        switch transfer.kind {
+        case .queue: return [transfer.target]
+        case .agent, .voiceApplication: return agents[transfer.target]?.queues ?? []
+        }
+    }
+
+    /// Whether a reader of `filter` (nil: every queue) may see where `transfer` goes.
+    func seesTarget(of transfer: TransferInfo, filter: Set<String>?) -> Bool {
+        guard let filter else { return true }
+        return queuesSeeingTarget(of: transfer).contains(where: filter.contains)
+    }
+}
+
 /// The recent deltas, encoded once, for resuming clients. Covers every position in
 /// `(floor, newest]`.
 struct DeltaLog: Sendable {
@@ -152,6 +169,18 @@ struct DeltaLog: Sendable {
         var json: String
         /// For a presence change: the agent's queues (it goes to clients watching any of them).
         var agentQueues: [String]? = nil
+        /// For an interaction being transferred: the queues whose readers may see the target
+        /// (the target queue, or the target agent's queues), and the delta with the target
+        /// hidden, for queue-scoped readers of none of them.
+        var transferTargetQueues: [String] = []
+        var jsonHidingTransferTarget: String? = nil
+
+        /// The delta as `filter` may read it.
+        func json(for filter: Set<String>?) -> String {
+            guard let hidden = jsonHidingTransferTarget, let filter,
+                  !transferTargetQueues.contains(where: filter.contains) else { return json }
+            return hidden
+        }
 
         func wanted(by filter: Set<String>?) -> Bool {
             guard let agentQueues else { return Subscription.wants(filter: filter, queue: queue) }

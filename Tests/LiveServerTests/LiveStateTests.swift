@@ -125,6 +125,63 @@ final class LiveStateTests: XCTestCase {
         XCTAssertTrue(messages[ConnectionID(1)] === messages[ConnectionID(2)])
     }
 
+    func testAQueueScopedReaderSeesThatACallIsTransferredButNotWhereTo() throws {
+        var state = try makeState()
+        _ = state.configurationLoaded(([QueueConfig(id: "sales", name: "Sales"), QueueConfig(id: "support", name: "Support")],
+                                       [AgentConfig(id: "sue", name: "Sue", queues: ["support"]),
+                                        AgentConfig(id: "bo", name: "Bo", queues: ["sales", "support"])]), now: t0)
+        _ = subscribe(&state, 1, now: t0)
+        _ = subscribe(&state, 2, queues: ["sales"], now: t0)
+        _ = subscribe(&state, 3, queues: ["support"], now: t0)
+        // Sales calls transferred: (kind, target, whether a reader of sales may see the target).
+        let cases: [(TransferKind, String, Bool)] = [(.queue, "support", false), (.agent, "sue", false),
+                                                     (.agent, "bo", true), (.queue, "sales", true)]
+        var rows: [LogRow] = []
+        var expected: [Int64: (String, Bool)] = [:]
+        for (kind, target, salesSees) in cases {
+            rows += queuedCall("sales")
+            expected[nextID] = (target, salesSees)
+            rows.append(.transition(Transition(position: LogPosition(orderTx: 200, id: nextID * 10 + 2), interactionID: nextID,
+                                               callID: "c\(nextID)", version: 3, from: .queued, to: .queued, at: t0,
+                                               cause: .transferStarted,
+                                               transfer: TransferInfo(newInteraction: 900 + nextID, kind: kind, target: target))))
+        }
+        /// interaction id -> its transfer's target (NSNull when hidden) in the deltas `client` got.
+        func targets(_ client: UInt64, _ out: [(ConnectionID, String)]) -> [Int64: Any] {
+            var found: [Int64: Any] = [:]
+            for (c, text) in out where c == ConnectionID(client) {
+                let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+                for delta in object?["deltas"] as? [[String: Any]] ?? [] {
+                    guard let i = delta["interaction"] as? [String: Any], let t = i["transfer"] as? [String: Any],
+                          let id = (i["id"] as? NSNumber)?.int64Value else { continue }
+                    found[id] = t["target"]
+                }
+            }
+            return found
+        }
+        let out = sends(state.rowsArrived(rows, now: t0 + 1))
+        let everyQueue = targets(1, out), sales = targets(2, out)
+        XCTAssertEqual(everyQueue.count, cases.count)
+        XCTAssertEqual(sales.count, cases.count)
+        for (id, (target, salesSees)) in expected {
+            XCTAssertEqual(everyQueue[id] as? String, target, "a reader of every queue sees \(target)")
+            if salesSees {
+                XCTAssertEqual(sales[id] as? String, target, "a reader of sales sees \(target)")
+            } else {
+                XCTAssertTrue(sales[id] is NSNull, "a reader of sales does not see \(target): \(String(describing: sales[id]))")
+            }
+        }
+        XCTAssertTrue(targets(3, out).isEmpty, "sales calls are not support's")
+        // Snapshots hide it the same way.
+        let job = state.snapshotJob(filters: [], now: t0 + 2)
+        let salesSnapshot = job.encode(["sales"])
+        XCTAssertFalse(salesSnapshot.contains(#""target":"support""#) || salesSnapshot.contains(#""target":"sue""#), salesSnapshot)
+        XCTAssertTrue(salesSnapshot.contains(#""target":"bo""#) && salesSnapshot.contains(#""target":"sales""#))
+        XCTAssertEqual(salesSnapshot.components(separatedBy: #""target":null"#).count - 1, 2)
+        let fullSnapshot = job.encode(nil)
+        XCTAssertTrue(fullSnapshot.contains(#""target":"support""#) && fullSnapshot.contains(#""target":"sue""#))
+    }
+
     func testASnapshotBuiltOffTheLoopIsFollowedByEverythingAfterIt() throws {
         var state = try makeState()
         _ = subscribe(&state, 1, now: t0)

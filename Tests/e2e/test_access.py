@@ -221,6 +221,11 @@ def traffic(site):
         server.transition(iid, "delivered", agent=agent)
         server.transition(iid, "after_call_work")
         server.transition(iid, "completed")
+    # Sales calls being transferred to the other queue and to an agent of it only: a reader of
+    # sales sees that they are being transferred, not where to.
+    for kind, target in (("queue", site.support), ("agent", site.sue)):
+        sales.append(call(server, site.sales, site.both))
+        server.transfer(sales[-1][0], kind, target)
     return sales, support
 
 
