@@ -137,6 +137,7 @@ public final class AlertDispatcher: @unchecked Sendable {
         var sentDirectly: [String: Set<String>] = [:]
         var disabled = Set<String>()
         var nextResend = Date().addingTimeInterval(configuration.resendSeconds)
+        var nextTrim = Date()
         var databaseRetryAt = Date.distantPast
         var wakeAt = Date()
         var warnedDown = false
@@ -182,6 +183,13 @@ public final class AlertDispatcher: @unchecked Sendable {
                     for receiver in configuration.receivers where !disabled.contains(receiver.name) {
                         if let due = try deliver(to: receiver, outbox: outbox, client: client, disabled: &disabled) {
                             wakeAt = min(wakeAt, due)
+                        }
+                    }
+                    if now >= nextTrim {
+                        nextTrim = now.addingTimeInterval(3600)
+                        let trimmed = try outbox.trim(keepSeconds: configuration.retentionDays * 86_400)
+                        if trimmed > 0 {
+                            logger.info("alert outbox: trimmed \(trimmed) settled decisions older than \(configuration.retentionDays) days")
                         }
                     }
                     let depth = try outbox.depth()

@@ -100,6 +100,15 @@ public struct Outbox {
             """, [String(d.seq), d.receiver, String(attempts), error])
     }
 
+    /// Removes settled decisions older than `keepSeconds` (sql/022 says which), at most `limit`;
+    /// returns how many.
+    @discardableResult
+    public func trim(keepSeconds: Double, limit: Int = 10_000) throws -> Int {
+        let r = try connection.query("select sightline.trim_alert_outbox(make_interval(secs => $1::float8), $2::integer)",
+                                     [String(keepSeconds), String(limit)])
+        return r.int(0, 0) ?? 0
+    }
+
     /// Alerts whose latest decision is "firing", oldest first.
     public func activeAlerts() throws -> [Alert] {
         let r = try connection.query("select alert::text from sightline.active_alerts order by seq")

@@ -45,6 +45,9 @@ public struct AlertConfiguration: Sendable, Equatable {
     public var evaluationSeconds: Double = 1
     /// Seconds between re-sending every active alert to Alertmanager (at most 60).
     public var resendSeconds: Double = 60
+    /// Days a settled alert decision (and its deliveries, dead letters included) stays in the
+    /// outbox (default 30; sql/022_alert_outbox_retention.sql).
+    public var retentionDays: Double = 30
     /// The board's address for `generatorURL` (default: the server's own).
     public var boardURL: String?
     public var defaults: [AlertRule: RuleOverride] = [:]
@@ -77,6 +80,7 @@ public struct AlertConfiguration: Sendable, Equatable {
         var top = try Reader(root, path: "")
         config.evaluationSeconds = try top.number("evaluationSeconds", in: 0.05...1) ?? 1
         config.resendSeconds = try top.number("resendSeconds", in: 0.05...60) ?? 60
+        config.retentionDays = try top.number("retentionDays", in: 1...3650) ?? 30
         config.boardURL = try top.string("boardURL")
         if let url = config.boardURL, !Self.isHTTPURL(url) {
             throw Error(path: "boardURL", message: "must start with http:// or https://")
