@@ -16,6 +16,8 @@ struct HTTPExchange {
     var bodyDeadline: Date?
     /// Answered early and still open by then: closed without waiting for the client.
     var killAt: Date?
+    /// Dispatched and not answered by then: 504 (a delegate that lost the request).
+    var answerDeadline: Date?
     /// The whole body has arrived (or was never announced).
     var bodyDone = false
     /// The response went out; the connection waits for the rest of the body, then closes.
@@ -140,6 +142,10 @@ extension LWSServer {
                 answerEarly(RequestID(value: id), .error(status: 408, code: "request_timeout",
                                                          message: "the body did not arrive within \(configuration.bodyTimeoutSeconds) s"),
                             true, drain: false)
+            } else if let deadline = e.answerDeadline, e.response == nil, now >= deadline {
+                respond(RequestID(value: id), .error(status: 504, code: "no_answer",
+                                                     message: "the request got no answer within \(configuration.answerTimeoutSeconds) s",
+                                                     hint: "retry later; the server log says what held it"))
             } else if let killAt = e.killAt, now >= killAt {
                 exchanges[id]?.killAt = nil
                 lws_set_timeout(e.wsi, PENDING_TIMEOUT_USER_OK, -1)  // LWS_TO_KILL_ASYNC
@@ -259,9 +265,15 @@ extension LWSServer {
     private func dispatch(_ id: UInt64) {
         guard var e = exchanges[id] else { return }
         e.dispatched = true
+        e.answerDeadline = Date(timeIntervalSinceNow: TimeInterval(configuration.answerTimeoutSeconds))
         let body = e.body
         release(&e)
         exchanges[id] = e
+        // The request is complete: whatever lws timed until now (the head, the body) is over.
+        // lws would otherwise close the connection without an answer when its own pending
+        // timeout (5 s) runs out while the delegate still works (a long read off the loop).
+        // The delegate bounds its own work (statement timeouts); `answerDeadline` backs it up.
+        lws_set_timeout(e.wsi, NO_PENDING_TIMEOUT, 0)
         let request = HTTPRequest(id: RequestID(value: id), head: e.head, body: body)
         if let delegate {
             delegate.server(self, handle: .request(request))

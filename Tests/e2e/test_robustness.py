@@ -564,3 +564,23 @@ def test_a_figures_read_over_the_api_statement_timeout_gets_503_and_the_server_g
     assert hasty.alive()
     status, _ = hasty.api("GET", "/healthz")
     assert status == 200
+
+
+def test_a_read_that_waits_longer_than_lws_own_timeout_still_gets_its_answer(isolated_server):
+    """lws closes a connection whose request is pending for 5 s unless told otherwise: a read
+    that waits off the loop longer than that (here behind a lock another writer holds for 7 s)
+    must still get its answer, not a connection closed without one."""
+    server = isolated_server(bootstrap=True)
+    hold = 7
+    with psycopg.connect(server.database) as conn:
+        conn.execute("lock table sightline.interaction_history in access exclusive mode")
+        released = threading.Timer(hold, conn.rollback)
+        released.start()
+        started = time.monotonic()
+        try:
+            status, data = server.api("GET", "/api/history", timeout=60)
+        finally:
+            released.join()
+        waited = time.monotonic() - started
+    assert status == 200 and "interactions" in json.dumps(data), (status, data)
+    assert waited >= hold - 0.5, f"the read did not wait for the lock ({waited:.1f} s): the test proves nothing"
