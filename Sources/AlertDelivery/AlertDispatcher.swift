@@ -4,8 +4,10 @@ import InteractionStore
 import Logging
 import Prometheus
 
-/// Writes alert decisions to the outbox and delivers them, on one thread of its own with its own
-/// PostgreSQL connection and HTTP client, so the event loop never waits for a receiver.
+/// Writes alert decisions to the outbox and delivers them, off the event loop: one thread saves
+/// the decisions (and renews, trims and sends directly while the database is down), and each
+/// receiver has a delivery thread of its own, with its own PostgreSQL connection and HTTP client,
+/// so a receiver that is slow or unreachable delays neither the event loop nor another receiver.
 ///
 /// - Decisions (`submit`) are saved in order, then delivered per receiver in decision order: a
 ///   receiver's oldest pending delivery goes first, and the ones after it wait for it (so every
@@ -23,12 +25,34 @@ import Prometheus
 ///
 /// Lifetime: `start()` once, `submit` from any thread, `stopAndJoin()` at shutdown.
 public final class AlertDispatcher: @unchecked Sendable {
-    // `condition` guards `decided` and `stopping`; everything else is touched only by the thread.
+    // `condition` guards `decided`, `stopping` and `disabled`; everything else is touched only by
+    // the saving thread.
     private let condition = NSCondition()
     private var decided: [AlertEvent] = []
     private var stopping = false
+    /// Receivers that answered 410 Gone: nothing more goes to them until a restart.
+    private var disabled = Set<String>()
     private let finished = DispatchSemaphore(value: 0)
     private var started = false
+    private let workers: [ReceiverWorker]
+
+    /// One receiver's delivery thread: woken when decisions were saved, or when its next retry
+    /// is due.
+    private final class ReceiverWorker: @unchecked Sendable {
+        let receiver: AlertConfiguration.Receiver
+        let condition = NSCondition()
+        var poked = true     // guarded by `condition`
+        let finished = DispatchSemaphore(value: 0)
+
+        init(_ receiver: AlertConfiguration.Receiver) { self.receiver = receiver }
+
+        func poke() {
+            condition.lock()
+            poked = true
+            condition.signal()
+            condition.unlock()
+        }
+    }
 
     private let conninfo: String
     private let configuration: AlertConfiguration
@@ -79,6 +103,7 @@ public final class AlertDispatcher: @unchecked Sendable {
             metrics.depth(r.name).set(to: 0)
         }
         metrics.unsaved.set(to: 0)
+        workers = configuration.receivers.map(ReceiverWorker.init)
     }
 
     public func start() {
@@ -90,6 +115,14 @@ public final class AlertDispatcher: @unchecked Sendable {
         }
         thread.name = "sightline-alerts"
         thread.start()
+        for worker in workers {
+            let deliveryThread = Thread { [self] in
+                deliveries(worker)
+                worker.finished.signal()
+            }
+            deliveryThread.name = "sightline-alerts-\(worker.receiver.name)".prefix(15).description
+            deliveryThread.start()
+        }
     }
 
     /// Decisions to write and deliver, in the order they were made.
@@ -107,6 +140,13 @@ public final class AlertDispatcher: @unchecked Sendable {
         stopping = true
         condition.signal()
         condition.unlock()
+        for worker in workers { worker.poke() }
+    }
+
+    private var disabledReceivers: Set<String> {
+        condition.lock()
+        defer { condition.unlock() }
+        return disabled
     }
 
     private var stopRequested: Bool {
@@ -115,11 +155,12 @@ public final class AlertDispatcher: @unchecked Sendable {
         return stopping
     }
 
-    /// Waits for the thread after `requestStop`; false when it did not stop within `timeout` (a
-    /// receiver that does not answer: its timeout bounds the wait).
+    /// Waits for the threads after `requestStop`; false when they did not stop within `timeout`
+    /// (a receiver that does not answer: its timeout bounds the wait).
     public func join(timeout: TimeInterval) -> Bool {
         guard started else { return true }
-        return finished.wait(timeout: .now() + timeout) == .success
+        let deadline = DispatchTime.now() + timeout
+        return ([finished] + workers.map(\.finished)).allSatisfy { $0.wait(timeout: deadline) == .success }
     }
 
     /// `requestStop`, then `join`.
@@ -135,7 +176,6 @@ public final class AlertDispatcher: @unchecked Sendable {
         var connection: PostgresConnection?
         var unsaved: [AlertEvent] = []
         var sentDirectly: [String: Set<String>] = [:]
-        var disabled = Set<String>()
         var nextResend = Date().addingTimeInterval(configuration.resendSeconds)
         var nextTrim = Date()
         var databaseRetryAt = Date.distantPast
@@ -178,13 +218,9 @@ public final class AlertDispatcher: @unchecked Sendable {
                         unsaved = []
                         sentDirectly = [:]
                         metrics.unsaved.set(to: 0)
+                        for worker in workers { worker.poke() }
                     }
                     if stop { break }
-                    for receiver in configuration.receivers where !disabled.contains(receiver.name) {
-                        if let due = try deliver(to: receiver, outbox: outbox, client: client, disabled: &disabled) {
-                            wakeAt = min(wakeAt, due)
-                        }
-                    }
                     if now >= nextTrim {
                         nextTrim = now.addingTimeInterval(3600)
                         let trimmed = try outbox.trim(keepSeconds: configuration.retentionDays * 86_400)
@@ -202,10 +238,10 @@ public final class AlertDispatcher: @unchecked Sendable {
             }
             if stop { break }
             if connection == nil {
-                sendDirectly(unsaved, client: client, disabled: disabled, sent: &sentDirectly)
+                sendDirectly(unsaved, client: client, disabled: disabledReceivers, sent: &sentDirectly)
             }
             if Date() >= nextResend {
-                resend(client: client, disabled: disabled)
+                resend(client: client, disabled: disabledReceivers)
                 nextResend = Date().addingTimeInterval(configuration.resendSeconds)
             }
             wakeAt = min(wakeAt, nextResend)
@@ -216,9 +252,40 @@ public final class AlertDispatcher: @unchecked Sendable {
         }
     }
 
+    /// A receiver's delivery thread: delivers what the outbox holds for it, oldest first, when
+    /// woken (decisions saved) or when its head is due; reconnects after 2 s when the database
+    /// is unreachable. Stops when asked, or for good after a 410 Gone.
+    private func deliveries(_ worker: ReceiverWorker) {
+        let client = HTTPClient()
+        var connection: PostgresConnection?
+        var wakeAt = Date()
+        while true {
+            worker.condition.lock()
+            while !worker.poked && Date() < wakeAt {
+                _ = worker.condition.wait(until: wakeAt)
+            }
+            worker.poked = false
+            worker.condition.unlock()
+            if stopRequested || disabledReceivers.contains(worker.receiver.name) { return }
+            // Pending deliveries are looked at once a second anyway (a retry that came due, rows
+            // another server instance wrote).
+            wakeAt = Date().addingTimeInterval(1)
+            do {
+                if connection == nil { connection = try PostgresConnection(conninfo) }
+                if let due = try deliver(to: worker.receiver, outbox: Outbox(connection: connection!), client: client) {
+                    wakeAt = min(wakeAt, due)
+                }
+            } catch {
+                // The saving thread says when the database is down; this one retries quietly.
+                logger.debug("alert receiver \(worker.receiver.name): \(error); trying again in 2 s")
+                connection = nil
+                wakeAt = Date().addingTimeInterval(2)
+            }
+        }
+    }
+
     /// Delivers what is due for `receiver`, oldest first; returns when its head is due next.
-    private func deliver(to receiver: AlertConfiguration.Receiver, outbox: Outbox, client: HTTPClient,
-                         disabled: inout Set<String>) throws -> Date? {
+    private func deliver(to receiver: AlertConfiguration.Receiver, outbox: Outbox, client: HTTPClient) throws -> Date? {
         for _ in 0..<100 {
             guard !stopRequested, let head = try outbox.head(of: receiver.name) else { return nil }
             guard head.nextAttemptAt <= Date() else { return head.nextAttemptAt }
@@ -234,7 +301,9 @@ public final class AlertDispatcher: @unchecked Sendable {
                 try outbox.dead(head, attempts: attempts, error: "410 Gone: the receiver asked for no more deliveries")
                 metrics.failures(receiver.name).increment()
                 metrics.deadLetters(receiver.name).increment()
+                condition.lock()
                 disabled.insert(receiver.name)
+                condition.unlock()
                 logger.error("alert receiver \(receiver.name) answered 410 Gone: it gets nothing more until the server restarts; event \(head.eventID) is dead-lettered (GET /api/alerts/dead-letters)")
                 return nil
             default:

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -207,6 +208,36 @@ def test_a_breach_made_through_the_ingest_api_is_active_in_alertmanager_within_5
                            "on d.event_seq = e.seq where e.queue_id = %s order by e.seq", (q,))
     assert rows == [("firing", "delivered"), ("resolved", "delivered")]
     board.close()
+
+
+def test_a_receiver_that_never_answers_does_not_delay_alertmanager(isolated_server, alertmanager, config_dir):
+    """Each receiver is delivered to on a thread of its own: a webhook whose host takes the
+    connection and never answers (listed first, 10 s timeout) does not hold back Alertmanager."""
+    am = alertmanager()
+    stalled = socket.socket()
+    stalled.bind(("127.0.0.1", 0))
+    stalled.listen(64)   # the kernel takes the connections; nothing ever reads or answers them
+    try:
+        config = write_config(os.path.join(config_dir, "alerts.json"),
+                              [{"name": "stalled", "type": "webhook", "url": f"http://127.0.0.1:{stalled.getsockname()[1]}/hook",
+                                "secrets": [SECRET_NEW], "timeoutSeconds": 10},
+                               {"name": "am", "type": "alertmanager", "url": am.url}], resend=60)
+        server = isolated_server("--alerts", config)
+        q, agent = unique("q"), unique("ann")
+        server.add_queue(q, "Sales", waitAlarmSeconds=1)
+        server.add_agent(agent, "Ann", [q])
+        iid, queued_at = queued_caller(server, q)
+        found = am.wait_for(lambda: am.alerts(alertname="QueueLongestWaitHigh", queue=q), timeout=queued_at + 6 - time.time())
+        assert found, f"no active alert in Alertmanager 5 s after the breach beside a stalled receiver; log: {server.log_tail()}"
+        answer(server, iid, agent)
+        assert am.wait_for(lambda: not am.alerts(alertname="QueueLongestWaitHigh", queue=q), timeout=6), \
+            "the resolution did not reach Alertmanager within 5 s beside a stalled receiver"
+        statuses = server.db_query("select d.receiver, d.status from sightline.alert_events e join sightline.alert_deliveries d "
+                                   "on d.event_seq = e.seq where e.queue_id = %s order by e.seq, d.receiver", (q,))
+        assert ("am", "delivered") in statuses and ("stalled", "pending") in statuses, statuses
+        assert ("stalled", "delivered") not in statuses, "the stalled receiver answered nothing: proves nothing"
+    finally:
+        stalled.close()
 
 
 def test_alertmanager_resolves_the_alert_of_a_server_killed_with_sigkill_within_the_lease(
