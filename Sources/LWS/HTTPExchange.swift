@@ -313,6 +313,9 @@ extension LWSServer {
             e.headersSent = true
             exchanges[slot.pointee] = e
             if !response.body.isEmpty && !isHead {
+                // A client that stops reading a long answer is closed once no byte could be
+                // written for this long (the timer restarts with every chunk).
+                lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, Int32(configuration.stalledResponseSeconds))
                 lws_callback_on_writable(wsi)
                 return 0
             }
@@ -327,6 +330,7 @@ extension LWSServer {
             e.sentBytes += n
             exchanges[slot.pointee] = e
             if !final {
+                lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, Int32(configuration.stalledResponseSeconds))
                 lws_callback_on_writable(wsi)
                 return 0
             }

@@ -29,6 +29,9 @@ public struct LWSConfiguration: Sendable {
     public var bodyTimeoutSeconds = 10
     /// A request handed to the delegate and not answered within this many seconds gets 504.
     public var answerTimeoutSeconds = 120
+    /// An answer of which no byte could be sent for this many seconds (a client that stopped
+    /// reading): the connection is closed.
+    public var stalledResponseSeconds = 30
     /// Larger incoming WebSocket messages: close 1009.
     public var maxWebSocketMessageBytes = 64 << 10
     /// Bytes that may wait for one WebSocket connection; `send` refuses beyond.
@@ -159,9 +162,10 @@ public final class LWSServer {
         guard configuration.maxHTTPBodyBytes >= 1024, configuration.maxBufferedBodyBytes >= configuration.maxHTTPBodyBytes else {
             throw Error.badConfiguration("body limits must be at least 1024 bytes, the total at least one body")
         }
-        guard configuration.bodyTimeoutSeconds >= 1, configuration.answerTimeoutSeconds >= 1, configuration.tickMilliseconds >= 10,
+        guard configuration.bodyTimeoutSeconds >= 1, configuration.answerTimeoutSeconds >= 1,
+              configuration.stalledResponseSeconds >= 1, configuration.tickMilliseconds >= 10,
               configuration.maxWebSocketMessageBytes >= 1024 else {
-            throw Error.badConfiguration("body and answer timeouts >= 1 s, tick >= 10 ms, message limit >= 1 KiB")
+            throw Error.badConfiguration("body, answer and stalled-response timeouts >= 1 s, tick >= 10 ms, message limit >= 1 KiB")
         }
         self.configuration = configuration
         self.logger = logger
