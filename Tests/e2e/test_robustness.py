@@ -2,6 +2,7 @@
 time and memory, and leave the server serving. Every test runs a server of its own."""
 import collections
 import json
+import os
 import random
 import resource
 import selectors
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import uuid
 
 import psycopg
 import pytest
@@ -584,3 +586,47 @@ def test_a_read_that_waits_longer_than_lws_own_timeout_still_gets_its_answer(iso
         waited = time.monotonic() - started
     assert status == 200 and "interactions" in json.dumps(data), (status, data)
     assert waited >= hold - 0.5, f"the read did not wait for the lock ({waited:.1f} s): the test proves nothing"
+
+
+def server_side_tcp_state(server_port, client_port):
+    """The kernel's state of the server's end of a loopback connection ('01' established,
+    '04' FIN-WAIT-1: the server closed it), or None when it is gone."""
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(path) as f:
+            for line in f.readlines()[1:]:
+                local, remote, state = line.split()[1:4]
+                if int(local.rsplit(":", 1)[1], 16) == server_port and int(remote.rsplit(":", 1)[1], 16) == client_port:
+                    return state
+    return None
+
+
+def test_a_client_that_stops_reading_a_long_answer_is_closed_after_30_s_without_progress(isolated_server):
+    """The answer (a week of 15-minute figures, several MB) outgrows the socket buffers; the
+    client reads its first bytes and no more. The server closes that connection once no byte
+    could be written for 30 s; its other clients are served meanwhile."""
+    server = isolated_server(bootstrap=True)
+    tag = uuid.uuid4().hex[:6]
+    for i in range(12):
+        server.add_queue(f"q{i}-{tag}")
+        server.add_agent(f"a{i}-{tag}", queues=[f"q{i}-{tag}"])
+    week = "/api/figures?granularity=interval&from=2026-11-01T00:00:00Z&to=2026-11-08T00:00:00Z"
+    s = socket.create_connection(("127.0.0.1", server.port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client_port = s.getsockname()[1]
+    s.sendall(f"GET {week} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nAuthorization: Bearer {server.token}\r\n\r\n".encode())
+    s.settimeout(60)
+    assert s.recv(1024).startswith(b"HTTP/1.1 200"), "the answer did not start"
+    started = time.monotonic()
+    status, _ = server.api("GET", "/healthz")
+    assert status == 200, "another client is served while one does not read"
+    time.sleep(3)
+    assert server_side_tcp_state(server.port, client_port) == "01", "closed at once: the test proves nothing"
+    deadline = started + 60
+    while time.monotonic() < deadline and server_side_tcp_state(server.port, client_port) == "01":
+        time.sleep(0.5)
+    closed_after = time.monotonic() - started
+    state = server_side_tcp_state(server.port, client_port)
+    s.close()
+    assert state != "01", "the server still holds the connection of a client that stopped reading 60 s ago"
+    assert closed_after >= 25, f"closed after {closed_after:.0f} s: a client reading slowly would be cut off too"
+    assert server.alive()
