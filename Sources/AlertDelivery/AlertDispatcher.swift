@@ -155,12 +155,16 @@ public final class AlertDispatcher: @unchecked Sendable {
         return stopping
     }
 
-    /// Waits for the threads after `requestStop`; false when they did not stop within `timeout`
-    /// (a receiver that does not answer: its timeout bounds the wait).
+    /// Waits for the threads after `requestStop`; false when the saving thread did not stop
+    /// within `timeout` (decisions not yet written are then lost). The delivery threads get what
+    /// is left of `timeout`: one still waiting for a receiver leaves that delivery pending in the
+    /// outbox, to be sent again (same event id) after a restart.
     public func join(timeout: TimeInterval) -> Bool {
         guard started else { return true }
         let deadline = DispatchTime.now() + timeout
-        return ([finished] + workers.map(\.finished)).allSatisfy { $0.wait(timeout: deadline) == .success }
+        let saved = finished.wait(timeout: deadline) == .success
+        for worker in workers { _ = worker.finished.wait(timeout: deadline) }
+        return saved
     }
 
     /// `requestStop`, then `join`.
@@ -259,6 +263,7 @@ public final class AlertDispatcher: @unchecked Sendable {
         let client = HTTPClient()
         var connection: PostgresConnection?
         var wakeAt = Date()
+        var failing = false
         while true {
             worker.condition.lock()
             while !worker.poked && Date() < wakeAt {
@@ -275,9 +280,13 @@ public final class AlertDispatcher: @unchecked Sendable {
                 if let due = try deliver(to: worker.receiver, outbox: Outbox(connection: connection!), client: client) {
                     wakeAt = min(wakeAt, due)
                 }
+                failing = false
             } catch {
-                // The saving thread says when the database is down; this one retries quietly.
-                logger.debug("alert receiver \(worker.receiver.name): \(error); trying again in 2 s")
+                // Said once per outage; the saving thread also says when the database is down.
+                if !failing {
+                    logger.warning("alert receiver \(worker.receiver.name): cannot read its deliveries from the outbox (\(error)); retrying every 2 s")
+                }
+                failing = true
                 connection = nil
                 wakeAt = Date().addingTimeInterval(2)
             }

@@ -231,7 +231,6 @@ extension LWSServer {
         e.bodyDone = true
         e.bodyDeadline = nil
         exchanges[id] = e
-        lws_set_timeout(e.wsi, NO_PENDING_TIMEOUT, 0)
         dispatch(id)
         return 0
     }
@@ -242,7 +241,6 @@ extension LWSServer {
         if exchanges[id]?.responded == true { return -1 }
         guard let e = exchanges[id], !e.dispatched else { return 0 }
         exchanges[id]?.bodyDeadline = nil
-        lws_set_timeout(e.wsi, NO_PENDING_TIMEOUT, 0)
         dispatch(id)
         return 0
     }

@@ -10,7 +10,6 @@ final class DatabasePool: @unchecked Sendable {
         let queue: DispatchQueue
         var store: InteractionStore?   // touched only on `queue`
         var pending = 0                // guarded by the pool's lock
-        var lastUsed = Date.distantPast // touched only on `queue`
 
         init(index: Int) {
             queue = DispatchQueue(label: "sightline-db-\(index)")
@@ -64,18 +63,16 @@ final class DatabasePool: @unchecked Sendable {
             let result: Result<R, Error>
             do {
                 // The server may have closed the connection since its last job (a restart,
-                // pg_terminate_backend, an idle timeout): its goodbye is then waiting on the
-                // socket. Check such a connection, and one idle for a while, before handing it a
-                // write whose fate would be unknown.
-                if let store = worker.store,
-                   store.connection.hasUnreadInput || Date().timeIntervalSince(worker.lastUsed) > 1,
+                // pg_terminate_backend, an idle timeout): its goodbye (or EOF) is then waiting on
+                // the socket, where an idle connection gets nothing else but a notice. Check such
+                // a connection before handing it a write whose fate would be unknown.
+                if let store = worker.store, store.connection.hasUnreadInput,
                    (try? store.connection.query("select 1")) == nil {
                     worker.store = nil
                 }
                 if worker.store == nil || worker.store?.connection.isHealthy == false {
                     worker.store = try connect()
                 }
-                worker.lastUsed = Date()
                 do {
                     result = .success(try jobBox.value(worker.store!))
                 } catch StoreError.unavailable(let message) {

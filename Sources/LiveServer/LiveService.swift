@@ -122,7 +122,7 @@ public final class LiveService: LWSServerDelegate {
         if !figuresPool.drain() { logger.warning("a read of the live figures still running after 5 s; stopping without it") }
         // A read-only query: stopping without it loses nothing.
         _ = alertFiguresPool.drain(timeout: 0.5)
-        if !alertDispatcher.join(timeout: 2) { logger.warning("alert delivery still running after 2 s; the outbox keeps what it holds, and decisions not yet written are lost") }
+        if !alertDispatcher.join(timeout: 2) { logger.warning("alert decisions were still being written to the outbox after 2 s; those not yet written are lost (the outbox keeps the rest)") }
         snapshotQueue.sync {}
     }
 

@@ -50,6 +50,12 @@ struct Subscription: Sendable {
         return filter.contains(queue)
     }
 
+    /// Whether `filter` (nil: every queue) takes something that concerns any of `queues`.
+    static func wantsAny(filter: Set<String>?, of queues: [String]) -> Bool {
+        guard let filter else { return true }
+        return queues.contains(where: filter.contains)
+    }
+
     /// A text message from the client. `canResume` says whether the server still holds every
     /// delta after a position; `admit` authenticates a hello's token for the stream.
     mutating func received(_ text: String, canResume: (LogPosition) -> Bool,
@@ -154,8 +160,7 @@ extension LiveBoard {
 
     /// Whether a reader of `filter` (nil: every queue) may see where `transfer` goes.
     func seesTarget(of transfer: TransferInfo, filter: Set<String>?) -> Bool {
-        guard let filter else { return true }
-        return queuesSeeingTarget(of: transfer).contains(where: filter.contains)
+        Subscription.wantsAny(filter: filter, of: queuesSeeingTarget(of: transfer))
     }
 }
 
@@ -177,15 +182,14 @@ struct DeltaLog: Sendable {
 
         /// The delta as `filter` may read it.
         func json(for filter: Set<String>?) -> String {
-            guard let hidden = jsonHidingTransferTarget, let filter,
-                  !transferTargetQueues.contains(where: filter.contains) else { return json }
+            guard let hidden = jsonHidingTransferTarget,
+                  !Subscription.wantsAny(filter: filter, of: transferTargetQueues) else { return json }
             return hidden
         }
 
         func wanted(by filter: Set<String>?) -> Bool {
             guard let agentQueues else { return Subscription.wants(filter: filter, queue: queue) }
-            guard let filter else { return true }
-            return agentQueues.contains { filter.contains($0) }
+            return Subscription.wantsAny(filter: filter, of: agentQueues)
         }
     }
 

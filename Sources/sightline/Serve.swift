@@ -210,7 +210,7 @@ struct Serve: ParsableCommand {
         if !["0.0.0.0", "::", ""].contains(listenHost) { names.append(listenHost.lowercased()) }
         var buffer = [CChar](repeating: 0, count: 256)
         if gethostname(&buffer, buffer.count) == 0 {
-            let name = String(cString: buffer).lowercased()
+            let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self).lowercased()
             if !name.isEmpty { names.append(name) }
         }
         names += allowedHosts.map { $0.lowercased() }
